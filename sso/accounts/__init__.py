@@ -1,0 +1,1 @@
+"""People: academic and invited accounts, their passwords and attributes (no HTTP here)."""

@@ -1,0 +1,138 @@
+"""``create_app(settings)``: wires the parts together. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from sso.accounts.store import AccountStore
+from sso.config import Settings
+from sso.db import make_engine
+from sso.demo.routes import router as demo_router
+from sso.login.routes import router as login_router
+from sso.login.runtime import Runtime
+from sso.protocols.cas.logout import SingleLogout
+from sso.protocols.cas.routes import PROTOCOL as CAS
+from sso.protocols.cas.routes import complete_login as complete_cas_login
+from sso.protocols.cas.routes import router as cas_router
+from sso.security.csrf import CsrfProtection
+from sso.security.passwords import PasswordHasher
+from sso.security.signed import TokenSigner
+from sso.services.registry import ServiceRegistry
+from sso.sessions.registry import SqlSessionRegistry
+from sso.web.pages import Pages
+
+log = logging.getLogger("sso")
+PURGE_INTERVAL_SECONDS = 60
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The long-lived objects of one worker."""
+    engine = make_engine(settings.database_url)
+    verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
+    timeout = httpx.Timeout(settings.backchannel_timeout)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=SqlSessionRegistry(
+            engine,
+            idle_timeout=settings.session_idle_timeout,
+            max_lifetime=settings.session_max_lifetime,
+            ticket_lifetime=settings.service_ticket_lifetime,
+        ),
+        services=ServiceRegistry(engine, settings.service_cache_seconds),
+        accounts=AccountStore(engine, PasswordHasher()),
+        signer=TokenSigner(settings.secret_key),
+        csrf=CsrfProtection(settings.secret_key),
+        pages=Pages(settings),
+        backchannel=httpx.Client(verify=verify, timeout=timeout),
+        async_backchannel=httpx.AsyncClient(verify=verify, timeout=timeout),
+    )
+
+
+async def _purge_forever(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        try:
+            await run_in_threadpool(runtime.sessions.purge_expired)
+        except Exception:  # a failed purge is retried next time; it must not stop the loop
+            log.exception("purge of expired sessions and tickets failed")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI application for these settings."""
+    runtime = build_runtime(settings)
+    single_logout = SingleLogout(runtime.async_backchannel)
+    runtime.completions[CAS] = complete_cas_login
+    runtime.logout_notifiers[CAS] = single_logout.notify
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(runtime.accounts.hasher.warm_up)
+        purger = asyncio.create_task(_purge_forever(runtime))
+        yield
+        purger.cancel()
+        await single_logout.drain()
+        await runtime.async_backchannel.aclose()
+        runtime.backchannel.close()
+        runtime.engine.dispose()
+
+    app = FastAPI(
+        title="sso",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runtime = runtime
+    prefix = settings.base_path.rstrip("/")
+    app.include_router(login_router, prefix=prefix)
+    app.include_router(cas_router, prefix=prefix)
+    if settings.demo:
+        app.include_router(demo_router, prefix=prefix)
+    app.mount(
+        f"{prefix}/static",
+        StaticFiles(directory=str(resources.files("sso").joinpath("static"))),
+        name="static",
+    )
+
+    @app.get(f"{prefix}/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        key = "error.not_found" if exc.status_code == 404 else "error.bad_request"
+        return runtime.pages.message(request, "error.title", key, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return runtime.pages.message(request, "error.title", "error.bad_request", 400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return runtime.pages.message(request, "error.title", "error.internal", 500)
+
+    if settings.trusted_proxies:
+        # X-Forwarded-For/-Proto believed only from these addresses.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment (``SSO_*``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(Settings())

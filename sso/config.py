@@ -1,0 +1,110 @@
+"""Settings: one object, read from the environment (``SSO_*``) and an optional config file.
+
+Nothing here is read at import time: ``Settings()`` is built by the command line or the tests
+and passed down to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value we refuse outside demo mode
+
+
+class Settings(BaseSettings):
+    """Every setting of the server, with its default. Documented in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SSO_", extra="forbid")
+
+    demo: bool = Field(False, description="Demo mode: demo data, demo relying platform, maildir.")
+    base_url: str = Field(
+        "http://127.0.0.1:8000/",
+        description="Public base URL the users' browsers and relying platforms see.",
+    )
+    database_url: str = Field("sqlite:///var/sso.db", description="SQLAlchemy database URL.")
+    secret_key: str = Field(PLACEHOLDER_SECRET, description="Key for CSRF and signed tokens.")
+    var_dir: Path = Field(Path("var"), description="Where the server keeps its files.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses whose X-Forwarded-For/-Proto headers are believed.",
+    )
+    session_idle_timeout: int = Field(7200, ge=60, description="SSO session idle timeout (s).")
+    session_max_lifetime: int = Field(28800, ge=60, description="SSO session absolute limit (s).")
+    service_ticket_lifetime: int = Field(10, ge=1, le=300, description="ST/PT lifetime (s).")
+    login_form_lifetime: int = Field(1800, ge=60, description="How long a login form stays usable.")
+    ca_bundle: Path | None = Field(
+        None, description="CA bundle for outbound HTTPS (proxy callbacks); system CAs if unset."
+    )
+    backchannel_timeout: float = Field(5.0, gt=0, description="Timeout of outbound calls (s).")
+    default_language: Literal["fr", "en"] = "fr"
+    service_cache_seconds: float = Field(
+        2.0, ge=0, description="How long each worker caches the service registry."
+    )
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins over the optional TOML file named by ``SSO_CONFIG_FILE``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SSO_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if not self.demo:
+            if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "SSO_SECRET_KEY must be set to a random value of 32+ characters "
+                    "outside demo mode (e.g. `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))'`)"
+                )
+        if self.session_idle_timeout > self.session_max_lifetime:
+            raise ValueError("session_idle_timeout cannot exceed session_max_lifetime")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are ``Secure`` whenever the public URL is HTTPS."""
+        return self.base_url.startswith("https://")
+
+    @property
+    def base_path(self) -> str:
+        """The path part of the public URL: the cookies' path."""
+        return urlsplit(self.base_url).path or "/"
+
+    def url(self, path: str) -> str:
+        """An absolute public URL for one of our own paths (never built from the Host header)."""
+        return self.base_url + path.lstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, with explicit overrides (for tests and CLI)."""
+    return Settings(**overrides)

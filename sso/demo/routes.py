@@ -1,0 +1,115 @@
+"""Demo relying platforms ("Webmail" and "M@gistère"), served only in demo mode.
+
+Each behaves like a real CAS client: it redirects to ``/login``, validates the ticket over
+real HTTP at ``/p3/serviceValidate``, shows the user and attributes it received, and accepts
+single-logout requests. Their own sessions live in process memory: demo mode runs one worker.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import xml.etree.ElementTree as ET  # noqa: S405 - our own server's answer, parsed for display
+from urllib.parse import urlencode
+
+import httpx
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from sso.login.runtime import RuntimeDep
+
+router = APIRouter()
+
+DEMO_PLATFORMS = {"webmail": "Webmail (démo)", "magistere": "M@gistère (démo)"}
+_COOKIE = "demo_app_session"
+_CAS = "{http://www.yale.edu/tp/cas}"
+# demo session id -> (platform, user, attributes, service ticket)
+_sessions: dict[str, tuple[str, str, dict[str, list[str]], str]] = {}
+
+
+def demo_service_url(base_url: str, platform: str) -> str:
+    """The CAS service URL of a demo platform."""
+    return f"{base_url}demo/{platform}"
+
+
+def _parse_success(xml: str) -> tuple[str, dict[str, list[str]]] | None:
+    root = ET.fromstring(xml)  # noqa: S314 - our own server's answer
+    success = root.find(f"{_CAS}authenticationSuccess")
+    if success is None:
+        return None
+    user = success.findtext(f"{_CAS}user") or ""
+    attributes: dict[str, list[str]] = {}
+    for element in success.find(f"{_CAS}attributes") or []:
+        attributes.setdefault(element.tag.removeprefix(_CAS), []).append(element.text or "")
+    return user, attributes
+
+
+@router.get("/demo/{platform}")
+async def demo_platform(request: Request, runtime: RuntimeDep, platform: str) -> Response:
+    """A demo platform's home page: log in through CAS, then show what CAS said."""
+    if platform not in DEMO_PLATFORMS:
+        return runtime.pages.message(request, "error.title", "error.not_found", 404)
+    service = demo_service_url(runtime.settings.base_url, platform)
+    ticket = request.query_params.get("ticket")
+    if ticket:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(
+                runtime.settings.url("p3/serviceValidate"),
+                params={"service": service, "ticket": ticket},
+            )
+        parsed = _parse_success(answer.text)
+        if parsed is None:
+            return runtime.pages.render(
+                request,
+                "demo.html",
+                status_code=401,
+                platform=DEMO_PLATFORMS[platform],
+                user=None,
+                attributes={},
+                raw=answer.text,
+                login_url=service,
+            )
+        session_id = secrets.token_urlsafe(24)
+        _sessions[session_id] = (platform, parsed[0], parsed[1], ticket)
+        response = RedirectResponse(service, status_code=302)
+        response.set_cookie(
+            f"{_COOKIE}_{platform}",
+            session_id,
+            httponly=True,
+            samesite="lax",
+            path=runtime.settings.base_path,
+        )
+        return response
+    session = _sessions.get(request.cookies.get(f"{_COOKIE}_{platform}", ""))
+    if session is None:
+        login = runtime.settings.url("login") + "?" + urlencode({"service": service})
+        return RedirectResponse(login, status_code=302)
+    _, user, attributes, _ = session
+    return runtime.pages.render(
+        request,
+        "demo.html",
+        platform=DEMO_PLATFORMS[platform],
+        user=user,
+        attributes=attributes,
+        raw=None,
+        logout_url=runtime.settings.url("logout") + "?" + urlencode({"service": service}),
+        other=[
+            (name, demo_service_url(runtime.settings.base_url, key))
+            for key, name in DEMO_PLATFORMS.items()
+            if key != platform
+        ],
+    )
+
+
+@router.post("/demo/{platform}")
+async def demo_single_logout(platform: str, request: Request) -> Response:
+    """Back-channel single logout: forget the session that the named ticket opened."""
+    form = await request.form()
+    match = re.search(
+        r"<samlp:SessionIndex>(.*)</samlp:SessionIndex>", str(form.get("logoutRequest", ""))
+    )
+    if match:
+        for session_id, (session_platform, _, _, ticket) in list(_sessions.items()):
+            if session_platform == platform and ticket == match.group(1):
+                del _sessions[session_id]
+    return Response(status_code=200)

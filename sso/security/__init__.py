@@ -1,0 +1,1 @@
+"""Security primitives: random tokens, password hashing, CSRF and signed tokens."""

@@ -1,0 +1,1 @@
+"""SSO sessions (ticket-granting cookies) and CAS tickets, behind one registry interface."""

@@ -1,0 +1,360 @@
+"""The session and ticket registry: one interface, a SQL implementation (Redis comes later).
+
+Cookies and tickets are handed out in clear once and stored as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from sso.db import utcnow
+from sso.security.tokens import random_token, token_digest
+from sso.sessions.authentication import Authentication
+from sso.sessions.models import (
+    ProxyGrantingTicketRow,
+    ServiceLoginRow,
+    SsoSessionRow,
+    TicketRow,
+)
+
+# Touching a session on every request would make every ticket a write; a minute of slack on
+# the idle timeout is the price of one write per minute instead.
+TOUCH_INTERVAL = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SsoSession:
+    """A live SSO session."""
+
+    id: str
+    authentication: Authentication
+    last_used_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ConsumedTicket:
+    """A ticket just taken out of the registry: it can never be consumed again."""
+
+    kind: str
+    service: str
+    session_id: str
+    from_new_login: bool
+    proxies: list[str]
+    expires_at: dt.datetime
+    authentication: Authentication | None  # None when its session has ended meanwhile
+
+    def expired(self, now: dt.datetime) -> bool:
+        """Whether the ticket outlived its lifetime before this validation."""
+        return now >= self.expires_at
+
+
+@dataclass(frozen=True)
+class ProxyGrantingTicket:
+    """A live proxy-granting ticket and the session it belongs to."""
+
+    session: SsoSession
+    service: str
+    proxies: list[str]
+
+
+@dataclass(frozen=True)
+class LogoutTarget:
+    """A relying party to tell, by back-channel, that the session it joined has ended."""
+
+    protocol: str
+    service: str
+    logout_url: str
+    ticket: str
+
+
+class SessionRegistry(Protocol):
+    """What the login layer and the protocols need from session storage."""
+
+    def create_session(self, authentication: Authentication) -> tuple[str, SsoSession]: ...
+    def find_session(self, cookie: str | None) -> SsoSession | None: ...
+    def refresh_session(
+        self, session: SsoSession, authentication: Authentication
+    ) -> SsoSession: ...
+    def end_session(self, session_id: str) -> list[LogoutTarget]: ...
+    def issue_ticket(
+        self,
+        session: SsoSession,
+        *,
+        kind: str,
+        service: str,
+        from_new_login: bool,
+        proxies: list[str] | None = None,
+    ) -> str: ...
+    def consume_ticket(self, ticket: str) -> ConsumedTicket | None: ...
+    def create_proxy_granting_ticket(
+        self, session_id: str, *, service: str, proxies: list[str]
+    ) -> tuple[str, str]: ...
+    def find_proxy_granting_ticket(self, pgt: str) -> ProxyGrantingTicket | None: ...
+    def revoke_proxy_granting_ticket(self, pgt: str) -> None: ...
+    def record_service_login(
+        self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
+    ) -> None: ...
+    def purge_expired(self) -> int: ...
+
+
+def _authentication(row: SsoSessionRow) -> Authentication:
+    return Authentication(
+        subject=row.subject,
+        method=row.method,
+        authenticated_at=row.authenticated_at,
+        assurance=row.assurance,
+        attributes=row.attributes or {},
+    )
+
+
+class SqlSessionRegistry:
+    """The registry on the relational database (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        idle_timeout: int,
+        max_lifetime: int,
+        ticket_lifetime: int,
+    ) -> None:
+        self._engine = engine
+        self._idle = dt.timedelta(seconds=idle_timeout)
+        self._max = dt.timedelta(seconds=max_lifetime)
+        self._ticket_lifetime = dt.timedelta(seconds=ticket_lifetime)
+        self._session_columns = SsoSessionRow.__table__.c
+
+    # -- SSO sessions ---------------------------------------------------------------------
+    def create_session(self, authentication: Authentication) -> tuple[str, SsoSession]:
+        """Open a session; returns the cookie value (shown once) and the session."""
+        cookie = random_token("TGT", 48)
+        now = utcnow()
+        session = SsoSession(
+            id=token_digest(cookie),
+            authentication=authentication,
+            last_used_at=now,
+            expires_at=now + self._max,
+        )
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(SsoSessionRow).values(
+                    id=session.id,
+                    subject=authentication.subject,
+                    method=authentication.method,
+                    assurance=authentication.assurance,
+                    attributes=authentication.attributes,
+                    authenticated_at=authentication.authenticated_at,
+                    last_used_at=now,
+                    expires_at=session.expires_at,
+                )
+            )
+        return cookie, session
+
+    def find_session(self, cookie: str | None) -> SsoSession | None:
+        """The live session a cookie stands for, or None (unknown, idle too long, too old)."""
+        if not cookie or len(cookie) > 128:
+            return None
+        session_id = token_digest(cookie)
+        with self._engine.connect() as conn:
+            row = conn.execute(select(SsoSessionRow).where(SsoSessionRow.id == session_id)).first()
+        if row is None:
+            return None
+        now = utcnow()
+        last_used = row.last_used_at
+        if now >= row.expires_at or now >= last_used + self._idle:
+            return None
+        if now - last_used >= TOUCH_INTERVAL:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(SsoSessionRow)
+                    .where(SsoSessionRow.id == session_id)
+                    .values(last_used_at=now)
+                )
+            last_used = now
+        return SsoSession(
+            id=row.id,
+            authentication=_authentication(row),
+            last_used_at=last_used,
+            expires_at=row.expires_at,
+        )
+
+    def refresh_session(self, session: SsoSession, authentication: Authentication) -> SsoSession:
+        """Record a new authentication of the same person in their existing session.
+
+        As Apereo does on re-authentication: the services already joined stay joined (and get
+        single logout later), only the authentication instant and attributes change.
+        """
+        now = utcnow()
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(SsoSessionRow)
+                .where(SsoSessionRow.id == session.id)
+                .values(
+                    method=authentication.method,
+                    assurance=authentication.assurance,
+                    attributes=authentication.attributes,
+                    authenticated_at=authentication.authenticated_at,
+                    last_used_at=now,
+                )
+            )
+        return SsoSession(
+            id=session.id,
+            authentication=authentication,
+            last_used_at=now,
+            expires_at=session.expires_at,
+        )
+
+    def end_session(self, session_id: str) -> list[LogoutTarget]:
+        """Delete a session with its tickets; returns the services to notify."""
+        with self._engine.begin() as conn:
+            targets = [
+                LogoutTarget(
+                    protocol=r.protocol, service=r.service, logout_url=r.logout_url, ticket=r.ticket
+                )
+                for r in conn.execute(
+                    select(ServiceLoginRow).where(ServiceLoginRow.session_id == session_id)
+                )
+            ]
+            # Children first: SQLite only cascades with foreign keys on, PostgreSQL always.
+            for table in (ServiceLoginRow, TicketRow, ProxyGrantingTicketRow):
+                conn.execute(delete(table).where(table.session_id == session_id))
+            conn.execute(delete(SsoSessionRow).where(SsoSessionRow.id == session_id))
+        return targets
+
+    # -- Service and proxy tickets ----------------------------------------------------------
+    def issue_ticket(
+        self,
+        session: SsoSession,
+        *,
+        kind: str,
+        service: str,
+        from_new_login: bool,
+        proxies: list[str] | None = None,
+    ) -> str:
+        """A new ST or PT for ``service`` in ``session``."""
+        ticket = random_token(kind)
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(TicketRow).values(
+                    id=token_digest(ticket),
+                    kind=kind,
+                    session_id=session.id,
+                    service=service,
+                    from_new_login=from_new_login,
+                    proxies=proxies or [],
+                    expires_at=utcnow() + self._ticket_lifetime,
+                )
+            )
+        return ticket
+
+    def consume_ticket(self, ticket: str) -> ConsumedTicket | None:
+        """Take a ticket out, atomically: of two concurrent consumers only one gets it."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                delete(TicketRow)
+                .where(TicketRow.id == token_digest(ticket))
+                .returning(
+                    TicketRow.kind,
+                    TicketRow.service,
+                    TicketRow.session_id,
+                    TicketRow.from_new_login,
+                    TicketRow.proxies,
+                    TicketRow.expires_at,
+                )
+            ).first()
+            if row is None:
+                return None
+            session_row = conn.execute(
+                select(SsoSessionRow).where(SsoSessionRow.id == row.session_id)
+            ).first()
+        return ConsumedTicket(
+            kind=row.kind,
+            service=row.service,
+            session_id=row.session_id,
+            from_new_login=row.from_new_login,
+            proxies=list(row.proxies or []),
+            expires_at=row.expires_at,
+            authentication=_authentication(session_row) if session_row else None,
+        )
+
+    def create_proxy_granting_ticket(
+        self, session_id: str, *, service: str, proxies: list[str]
+    ) -> tuple[str, str]:
+        """A new PGT and its IOU; the PGT lives until its session ends."""
+        pgt = random_token("PGT", 56)
+        iou = random_token("PGTIOU", 56)
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(ProxyGrantingTicketRow).values(
+                    id=token_digest(pgt), session_id=session_id, service=service, proxies=proxies
+                )
+            )
+        return pgt, iou
+
+    def find_proxy_granting_ticket(self, pgt: str) -> ProxyGrantingTicket | None:
+        """The PGT and its session, if both are still alive."""
+        if not pgt or len(pgt) > 128:
+            return None
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ProxyGrantingTicketRow, SsoSessionRow)
+                .join(SsoSessionRow, SsoSessionRow.id == ProxyGrantingTicketRow.session_id)
+                .where(ProxyGrantingTicketRow.id == token_digest(pgt))
+            ).first()
+        if row is None:
+            return None
+        pgt_row, session_row = row
+        now = utcnow()
+        if now >= session_row.expires_at or now >= session_row.last_used_at + self._idle:
+            return None
+        session = SsoSession(
+            id=session_row.id,
+            authentication=_authentication(session_row),
+            last_used_at=session_row.last_used_at,
+            expires_at=session_row.expires_at,
+        )
+        return ProxyGrantingTicket(
+            session=session, service=pgt_row.service, proxies=list(pgt_row.proxies)
+        )
+
+    def revoke_proxy_granting_ticket(self, pgt: str) -> None:
+        """Forget a PGT (its callback failed, so nobody may hold it)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                delete(ProxyGrantingTicketRow).where(ProxyGrantingTicketRow.id == token_digest(pgt))
+            )
+
+    def record_service_login(
+        self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
+    ) -> None:
+        """Remember that ``service`` joined the session, for single logout."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(ServiceLoginRow).values(
+                    session_id=session_id,
+                    protocol=protocol,
+                    service=service,
+                    logout_url=logout_url,
+                    ticket=ticket,
+                )
+            )
+
+    def purge_expired(self) -> int:
+        """Delete expired tickets and ended sessions (with their children); returns the count."""
+        now = utcnow()
+        dead_sessions = select(SsoSessionRow.id).where(
+            (SsoSessionRow.expires_at <= now) | (SsoSessionRow.last_used_at <= now - self._idle)
+        )
+        with self._engine.begin() as conn:
+            count = conn.execute(delete(TicketRow).where(TicketRow.expires_at <= now)).rowcount
+            for table in (ServiceLoginRow, TicketRow, ProxyGrantingTicketRow):
+                conn.execute(delete(table).where(table.session_id.in_(dead_sessions)))
+            count += conn.execute(
+                delete(SsoSessionRow).where(SsoSessionRow.id.in_(dead_sessions))
+            ).rowcount
+        return count

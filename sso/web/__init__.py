@@ -1,0 +1,1 @@
+"""What every page shares: templates, language choice, cookies, error pages."""
