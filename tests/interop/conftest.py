@@ -209,7 +209,7 @@ def cas_server(interop_dir: Path) -> Iterator[CasServer]:
 
     def register(name: str, url: str) -> None:
         run(
-            [python, "-m", "sso", "services", "add", name, url, "--release", "*"],
+            [python, "-m", "sso", "services", "add", name, url, "--attributes", "*"],
             env,
             f"sso services add {name}",
         )
@@ -292,6 +292,7 @@ def _start_phpcas(server: CasServer, version: str, base: Path) -> ClientApp:
 
 
 def _start_pythoncas(server: CasServer, version: str, base: Path) -> ClientApp:
+    pytest.importorskip("cas", reason="python-cas is not installed")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     server.register(f"pythoncas-{version}", url)
