@@ -35,8 +35,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.support` whichever way pytest was started
-    sys.path.insert(0, str(ROOT))
 
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import ServerProcess  # noqa: E402

@@ -192,7 +192,9 @@ def cas3_attributes(validated: Validated) -> dict[str, list[str]]:
         "isFromNewLogin": ["true" if validated.from_new_login else "false"],
         "authenticationMethod": [authentication.method],
     }
-    return facts | validated.service.release(authentication.attributes)
+    released = validated.service.release(authentication.attributes)
+    # A directory attribute never shadows what the server itself asserts.
+    return facts | {name: values for name, values in released.items() if name not in facts}
 
 
 def _instant(moment: dt.datetime) -> str:
