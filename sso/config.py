@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("SSO_CONFIG_FILE")
         if config_file:
+            # A mistyped path must not silently fall back to the defaults.
+            if not Path(config_file).is_file():
+                raise ValueError(f"SSO_CONFIG_FILE {config_file!r} names no file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
