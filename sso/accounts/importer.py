@@ -36,7 +36,14 @@ KNOWN_COLUMNS = (
 MAX_FIELD_LENGTH = 256
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-_COLUMN_LIMITS = {"given_name": 128, "surname": 128, "display_name": 256, "email": 254}
+_COLUMN_LIMITS = {
+    "given_name": 128,
+    "surname": 128,
+    "display_name": 256,
+    "email": 254,
+    "affiliation": 64,
+}
+MAX_PASSWORD_HASH_LENGTH = 255  # the column's size
 
 
 @dataclass
@@ -56,6 +63,8 @@ def _row_values(row: dict[str, str], hasher: PasswordHasher) -> dict[str, Any]:
             raise ValueError("more fields than columns")
         if value is None:
             raise ValueError(f"missing field {name!r}")
+        if "\x00" in value:  # PostgreSQL cannot store it
+            raise ValueError(f"field {name!r} contains a NUL character")
         if len(value) > MAX_FIELD_LENGTH and name not in ("password_hash",):
             raise ValueError(f"field {name!r} longer than {MAX_FIELD_LENGTH} characters")
     raw_identifier = row.get("identifier", "")
@@ -72,13 +81,14 @@ def _row_values(row: dict[str, str], hasher: PasswordHasher) -> dict[str, Any]:
         values[column] = value
     if values["email"] and not _EMAIL.fullmatch(values["email"]):
         raise ValueError(f"invalid email {values['email']!r}")
-    values["affiliation"] = (row.get("affiliation") or "").strip()[:64]
     if not values["display_name"]:
         values["display_name"] = f"{values['given_name']} {values['surname']}".strip()
     password = row.get("password") or ""
     if len(password) > MAX_PASSWORD_LENGTH:
         raise ValueError(f"password longer than {MAX_PASSWORD_LENGTH} characters")
     password_hash = (row.get("password_hash") or "").strip()
+    if len(password_hash) > MAX_PASSWORD_HASH_LENGTH:
+        raise ValueError(f"password_hash longer than {MAX_PASSWORD_HASH_LENGTH} characters")
     if password and password_hash:
         raise ValueError("give either password or password_hash, not both")
     if password_hash and not hasher.context.identify(password_hash):
@@ -114,7 +124,16 @@ def import_accounts(
         return report
     sessions = make_session_factory(engine)
     seen: dict[str, int] = {}
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
+            line = reader.reader.line_num  # DictReader's own count stops at the last good row
+            report.errors.append((line, f"unreadable CSV ({exc}); lines after it not read"))
+            break
         line = reader.line_num
         try:
             values = _row_values(row, hasher)
