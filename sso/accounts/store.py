@@ -23,8 +23,8 @@ class AccountStore:
     def find(self, identifier: str) -> Account | None:
         """An account by identifier (any case, surrounding spaces ignored)."""
         normalized = normalize_identifier(identifier)
-        if not normalized or len(normalized) > MAX_IDENTIFIER_LENGTH:
-            return None
+        if not normalized or len(normalized) > MAX_IDENTIFIER_LENGTH or "\x00" in normalized:
+            return None  # PostgreSQL refuses NUL characters in a query: no such account anyway
         with self._sessions() as db:
             return db.scalar(select(Account).where(Account.identifier == normalized))
 
@@ -34,10 +34,11 @@ class AccountStore:
         Every failing path costs one password verification, so the answer's timing does not
         tell an unknown identifier from a wrong password.
         """
-        if len(password) > MAX_PASSWORD_LENGTH:
+        too_long = len(password) > MAX_PASSWORD_LENGTH
+        if too_long:  # bounded hashing work, and the answer is no: never match a prefix
             password = password[:MAX_PASSWORD_LENGTH]
         account = self.find(identifier)
-        usable = account is not None and account.enabled and account.kind == kind
+        usable = account is not None and account.enabled and account.kind == kind and not too_long
         check = self.hasher.verify(password, account.password_hash if usable else None)
         if not (usable and check.ok):
             return None
