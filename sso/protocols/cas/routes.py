@@ -187,9 +187,12 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 # -- 2.3 /logout ------------------------------------------------------------------------------
 
 
-@router.get("/logout")
+@router.api_route("/logout", methods=["GET", "POST"])
 async def logout(request: Request, runtime: RuntimeDep) -> Response:
-    """End the SSO session everywhere (spec 2.3); ``url`` is ignored as the spec says."""
+    """End the SSO session everywhere (spec 2.3); ``url`` is ignored as the spec says.
+
+    POST is the logged-in page's logout button; like the spec's GET it needs no CSRF token.
+    """
     try:
         service_url = _param(request, "service")
     except BadParameter:
