@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -41,7 +42,10 @@ PURGE_INTERVAL_SECONDS = 60
 def build_runtime(settings: Settings) -> Runtime:
     """The long-lived objects of one worker."""
     engine = make_engine(settings.database_url)
-    verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
+    # httpx 0.28 deprecates verify=<path>: a context trusting exactly the bundle's CAs.
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(settings.ca_bundle)) if settings.ca_bundle else True
+    )
     timeout = httpx.Timeout(settings.backchannel_timeout)
     return Runtime(
         settings=settings,
