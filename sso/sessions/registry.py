@@ -302,13 +302,17 @@ class SqlSessionRegistry:
             return None
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(ProxyGrantingTicketRow, SsoSessionRow)
+                select(
+                    ProxyGrantingTicketRow.service.label("pgt_service"),
+                    ProxyGrantingTicketRow.proxies.label("pgt_proxies"),
+                    SsoSessionRow,
+                )
                 .join(SsoSessionRow, SsoSessionRow.id == ProxyGrantingTicketRow.session_id)
                 .where(ProxyGrantingTicketRow.id == token_digest(pgt))
             ).first()
         if row is None:
             return None
-        pgt_row, session_row = row
+        session_row = row  # a Core row is flat: the session's columns and the two labelled ones
         now = utcnow()
         if now >= session_row.expires_at or now >= session_row.last_used_at + self._idle:
             return None
@@ -319,7 +323,7 @@ class SqlSessionRegistry:
             expires_at=session_row.expires_at,
         )
         return ProxyGrantingTicket(
-            session=session, service=pgt_row.service, proxies=list(pgt_row.proxies)
+            session=session, service=row.pgt_service, proxies=list(row.pgt_proxies or [])
         )
 
     def revoke_proxy_granting_ticket(self, pgt: str) -> None:
