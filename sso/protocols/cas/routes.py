@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -95,9 +96,11 @@ def respond_with_ticket(
             request, "post_form.html", action=service_url, fields=[("ticket", ticket)]
         )
     if method == "HEADER":
+        # Header values must be ASCII: encode the URL as the redirect's Location does.
+        service_header = quote(service_url, safe=":/%#?=@[]!$&'()*+,;")
         return Response(
             status_code=200,
-            headers={"service": service_url, "ticket": ticket, "Cache-Control": "no-store"},
+            headers={"service": service_header, "ticket": ticket, "Cache-Control": "no-store"},
         )
     return RedirectResponse(
         add_query_parameters(service_url, {"ticket": ticket}),
