@@ -137,7 +137,11 @@ class TicketValidator:
         proxies: list[str],
     ) -> str:
         """Section 2.5.4: call back ``pgt_url`` with a new PGT; the IOU if it answered 200."""
-        if urlsplit(pgt_url).scheme != "https":
+        try:
+            scheme = urlsplit(pgt_url).scheme
+        except ValueError as exc:  # e.g. "https://[::1/": INTERNAL_ERROR before
+            raise InvalidProxyCallback(f"The proxy callback {pgt_url!r} is not a URL") from exc
+        if scheme != "https":
             raise InvalidProxyCallback(f"The proxy callback {pgt_url!r} must use HTTPS")
         if not registered.may_use_proxy_callback(pgt_url):
             raise UnauthorizedServiceProxy(
@@ -153,7 +157,9 @@ class TicketValidator:
                 callback_with(pgt_url, {"pgtId": pgt, "pgtIou": iou}), follow_redirects=False
             )
             status = answer.status_code
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # InvalidURL and ValueError (IDNA, surrogates) are not HTTPErrors: without them a
+            # malformed pgtUrl answered INTERNAL_ERROR and left its PGT alive.
             log.warning("proxy callback %s failed: %s", pgt_url, exc)
             status = None
         if status != 200:
