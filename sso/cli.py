@@ -8,8 +8,24 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sso.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+# Engines opened by the running command, disposed by main() when it ends.
+_engines: list[Engine] = []
+
+
+def _engine(database_url: str) -> Engine:
+    from sso.db import make_engine
+
+    engine = make_engine(database_url)
+    _engines.append(engine)
+    return engine
 
 
 def _settings() -> Settings:
@@ -63,10 +79,9 @@ def _import_report(report: object) -> int:
 def cmd_accounts_import(args: argparse.Namespace) -> int:
     """Import academic accounts from a CSV file."""
     from sso.accounts.importer import import_accounts
-    from sso.db import make_engine
     from sso.security.passwords import PasswordHasher
 
-    engine = make_engine(_settings().database_url)
+    engine = _engine(_settings().database_url)
     try:
         text = Path(args.file).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -77,12 +92,16 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
 def cmd_accounts_set_password(args: argparse.Namespace) -> int:
     """Set an account's password (asked on the terminal, or read from stdin)."""
     from sso.accounts.store import AccountStore
-    from sso.db import make_engine
     from sso.security.passwords import PasswordHasher
 
     password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass()
-    store = AccountStore(make_engine(_settings().database_url), PasswordHasher())
-    if not store.set_password(args.identifier, password):
+    store = AccountStore(_engine(_settings().database_url), PasswordHasher())
+    try:
+        found = store.set_password(args.identifier, password)
+    except ValueError as exc:  # a password no login could use
+        print(f"sso: {exc}", file=sys.stderr)
+        return 1
+    if not found:
         print(f"sso: no account {args.identifier!r}", file=sys.stderr)
         return 1
     print("password set")
@@ -90,10 +109,9 @@ def cmd_accounts_set_password(args: argparse.Namespace) -> int:
 
 
 def _service_registry():  # noqa: ANN202 - local import keeps `sso --help` fast
-    from sso.db import make_engine
     from sso.services.registry import ServiceRegistry
 
-    return ServiceRegistry(make_engine(_settings().database_url), cache_seconds=0)
+    return ServiceRegistry(_engine(_settings().database_url), cache_seconds=0)
 
 
 def cmd_services_add(args: argparse.Namespace) -> int:
@@ -147,14 +165,13 @@ def cmd_services_remove(args: argparse.Namespace) -> int:
 def cmd_demo(_args: argparse.Namespace) -> int:
     """Load the demo accounts and services (demo mode only)."""
     from sso.accounts.importer import import_accounts
-    from sso.db import make_engine
     from sso.demo.routes import DEMO_PLATFORMS, demo_service_url
     from sso.security.passwords import PasswordHasher
 
     settings = _settings()
     if not settings.demo:
         sys.exit("sso: demo data is loaded only with SSO_DEMO=true")
-    engine = make_engine(settings.database_url)
+    engine = _engine(settings.database_url)
     csv_text = resources.files("sso").joinpath("demo", "accounts.csv").read_text("utf-8")
     _import_report(import_accounts(engine, PasswordHasher(), csv_text))
     registry = _service_registry()
@@ -240,4 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sso`` command."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    finally:
+        while _engines:
+            _engines.pop().dispose()

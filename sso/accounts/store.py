@@ -53,7 +53,12 @@ class AccountStore:
         return account
 
     def set_password(self, identifier: str, password: str) -> bool:
-        """Set a password directly (demo data, administrators); whether the account exists."""
+        """Set a password directly (demo data, administrators); whether the account exists.
+
+        Raises ValueError for a password no login could use (empty, or beyond the limit).
+        """
+        if not password or len(password) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"a password must have 1 to {MAX_PASSWORD_LENGTH} characters")
         new_hash = self.hasher.hash(password)
         with self._sessions.begin() as db:
             result = db.execute(
