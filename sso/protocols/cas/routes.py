@@ -408,7 +408,12 @@ async def saml_validate(request: Request, runtime: RuntimeDep) -> Response:
     return Response(
         render_saml_success(
             user=authentication.subject,
-            attributes=validated.service.release(authentication.attributes),
+            # Section 4.2.1: "SAML attributes MUST NOT be released to a non-SSL site."
+            attributes=(
+                validated.service.release(authentication.attributes)
+                if target.lower().startswith("https://")
+                else {}
+            ),
             service=target,
             issuer=runtime.settings.base_url.rstrip("/"),
             authn_instant=authentication.authenticated_at,
