@@ -119,7 +119,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         key = "error.not_found" if exc.status_code == 404 else "error.bad_request"
-        return runtime.pages.message(request, "error.title", key, exc.status_code)
+        response = runtime.pages.message(request, "error.title", key, exc.status_code)
+        if exc.headers:  # e.g. the Allow header RFC 9110 requires on a 405
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
