@@ -253,7 +253,9 @@ def _validate(
         accept_proxy_tickets=accept_proxy_tickets,
     )
     assert service is not None
-    _record_for_single_logout(runtime, validated, service)
+    # The ticket's own service URL, not the request's spelling of it: that one may decode to
+    # the same URL yet carry a NUL, which PostgreSQL refuses (INTERNAL_ERROR on PG only).
+    _record_for_single_logout(runtime, validated, validated.issued_for)
     return validated
 
 
@@ -377,7 +379,7 @@ async def saml_validate(request: Request, runtime: RuntimeDep) -> Response:
             accept_proxy_tickets=False,
         )
         assert target is not None
-        await run_in_threadpool(_record_for_single_logout, runtime, validated, target)
+        await run_in_threadpool(_record_for_single_logout, runtime, validated, validated.issued_for)
     except (CasError, BadParameter) as exc:
         code = exc.code if isinstance(exc, CasError) else "INVALID_REQUEST"
         message = exc.message if isinstance(exc, CasError) else str(exc)

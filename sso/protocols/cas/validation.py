@@ -44,6 +44,7 @@ class Validated:
     from_new_login: bool
     proxies: list[str]
     pgt_iou: str | None
+    issued_for: str  # the service URL the ticket was issued for, as /login received it
 
 
 def add_query_parameters(url: str, parameters: dict[str, str]) -> str:
@@ -126,6 +127,7 @@ class TicketValidator:
             from_new_login=consumed.from_new_login,
             proxies=consumed.proxies,
             pgt_iou=pgt_iou,
+            issued_for=consumed.service,
         )
 
     def _deliver_pgt(
