@@ -10,7 +10,9 @@ import re
 from html import unescape
 
 import pytest
+from sqlalchemy import update
 
+from sso.services.models import CasServiceRow
 from tests.support.cas_login import (
     TICKET,
     foreign_links,
@@ -112,6 +114,16 @@ def test_unregistered_service_gets_a_clear_page_and_never_a_redirect(client, ser
         assert "location" not in answer.headers
         assert UNKNOWN_SERVICE_TEXT in page_message(answer.text)
         assert foreign_links(answer) == []
+
+
+def test_disabled_service_is_refused_like_an_unregistered_one(logged_in, runtime):
+    with runtime.engine.begin() as conn:
+        conn.execute(update(CasServiceRow).values(enabled=False))
+    for extra in ({}, {"gateway": "true"}):
+        answer = logged_in.get("/login", params={"service": SERVICE, **extra})
+        assert answer.status_code == 403
+        assert "location" not in answer.headers
+        assert UNKNOWN_SERVICE_TEXT in page_message(answer.text)
 
 
 def test_unregistered_service_is_refused_even_with_a_session(logged_in):
