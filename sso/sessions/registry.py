@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
-from sso.db import utcnow
+from sso.db import UtcDateTime, utcnow
 from sso.security.tokens import random_token, token_digest
 from sso.sessions.authentication import Authentication
 from sso.sessions.models import (
@@ -24,6 +24,32 @@ from sso.sessions.models import (
 # Touching a session on every request would make every ticket a write; a minute of slack on
 # the idle timeout is the price of one write per minute instead.
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
+
+# The statements of the hot paths (ticket issue and validation, session lookup), built once on
+# the tables: building them per call on the ORM classes cost more than running them.
+_sessions = SsoSessionRow.__table__
+_tickets = TicketRow.__table__
+_INSERT_SESSION = insert(_sessions)
+_FIND_SESSION = select(_sessions).where(_sessions.c.id == bindparam("session_id"))
+_TOUCH_SESSION = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("session_id"))
+    .values(last_used_at=bindparam("now", type_=UtcDateTime()))
+)
+_INSERT_TICKET = insert(_tickets)
+_CONSUME_TICKET = (
+    delete(_tickets)
+    .where(_tickets.c.id == bindparam("ticket_id"))
+    .returning(
+        _tickets.c.kind,
+        _tickets.c.service,
+        _tickets.c.session_id,
+        _tickets.c.from_new_login,
+        _tickets.c.proxies,
+        _tickets.c.expires_at,
+    )
+)
+_INSERT_SERVICE_LOGIN = insert(ServiceLoginRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -102,7 +128,7 @@ class SessionRegistry(Protocol):
     def purge_expired(self) -> int: ...
 
 
-def _authentication(row: SsoSessionRow) -> Authentication:
+def _authentication(row: Any) -> Authentication:
     return Authentication(
         subject=row.subject,
         method=row.method,
@@ -142,16 +168,17 @@ class SqlSessionRegistry:
         )
         with self._engine.begin() as conn:
             conn.execute(
-                insert(SsoSessionRow).values(
-                    id=session.id,
-                    subject=authentication.subject,
-                    method=authentication.method,
-                    assurance=authentication.assurance,
-                    attributes=authentication.attributes,
-                    authenticated_at=authentication.authenticated_at,
-                    last_used_at=now,
-                    expires_at=session.expires_at,
-                )
+                _INSERT_SESSION,
+                {
+                    "id": session.id,
+                    "subject": authentication.subject,
+                    "method": authentication.method,
+                    "assurance": authentication.assurance,
+                    "attributes": authentication.attributes,
+                    "authenticated_at": authentication.authenticated_at,
+                    "last_used_at": now,
+                    "expires_at": session.expires_at,
+                },
             )
         return cookie, session
 
@@ -161,7 +188,7 @@ class SqlSessionRegistry:
             return None
         session_id = token_digest(cookie)
         with self._engine.connect() as conn:
-            row = conn.execute(select(SsoSessionRow).where(SsoSessionRow.id == session_id)).first()
+            row = conn.execute(_FIND_SESSION, {"session_id": session_id}).first()
         if row is None:
             return None
         now = utcnow()
@@ -170,11 +197,7 @@ class SqlSessionRegistry:
             return None
         if now - last_used >= TOUCH_INTERVAL:
             with self._engine.begin() as conn:
-                conn.execute(
-                    update(SsoSessionRow)
-                    .where(SsoSessionRow.id == session_id)
-                    .values(last_used_at=now)
-                )
+                conn.execute(_TOUCH_SESSION, {"session_id": session_id, "now": now})
             last_used = now
         return SsoSession(
             id=row.id,
@@ -240,38 +263,32 @@ class SqlSessionRegistry:
         ticket = random_token(kind)
         with self._engine.begin() as conn:
             conn.execute(
-                insert(TicketRow).values(
-                    id=token_digest(ticket),
-                    kind=kind,
-                    session_id=session.id,
-                    service=service,
-                    from_new_login=from_new_login,
-                    proxies=proxies or [],
-                    expires_at=utcnow() + self._ticket_lifetime,
-                )
+                _INSERT_TICKET,
+                {
+                    "id": token_digest(ticket),
+                    "kind": kind,
+                    "session_id": session.id,
+                    "service": service,
+                    "from_new_login": from_new_login,
+                    "proxies": proxies or [],
+                    "expires_at": utcnow() + self._ticket_lifetime,
+                },
             )
         return ticket
 
     def consume_ticket(self, ticket: str) -> ConsumedTicket | None:
-        """Take a ticket out, atomically: of two concurrent consumers only one gets it."""
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                delete(TicketRow)
-                .where(TicketRow.id == token_digest(ticket))
-                .returning(
-                    TicketRow.kind,
-                    TicketRow.service,
-                    TicketRow.session_id,
-                    TicketRow.from_new_login,
-                    TicketRow.proxies,
-                    TicketRow.expires_at,
-                )
-            ).first()
+        """Take a ticket out, atomically: of two concurrent consumers only one gets it.
+
+        The DELETE alone decides who gets it, so it commits at once: the session is read after,
+        outside the write transaction, which other writers wait for (a session ending in
+        between reads as an ended session, as it would a moment earlier).
+        """
+        with self._engine.connect() as conn:
+            row = conn.execute(_CONSUME_TICKET, {"ticket_id": token_digest(ticket)}).first()
+            conn.commit()
             if row is None:
                 return None
-            session_row = conn.execute(
-                select(SsoSessionRow).where(SsoSessionRow.id == row.session_id)
-            ).first()
+            session_row = conn.execute(_FIND_SESSION, {"session_id": row.session_id}).first()
         return ConsumedTicket(
             kind=row.kind,
             service=row.service,
@@ -339,13 +356,14 @@ class SqlSessionRegistry:
         """Remember that ``service`` joined the session, for single logout."""
         with self._engine.begin() as conn:
             conn.execute(
-                insert(ServiceLoginRow).values(
-                    session_id=session_id,
-                    protocol=protocol,
-                    service=service,
-                    logout_url=logout_url,
-                    ticket=ticket,
-                )
+                _INSERT_SERVICE_LOGIN,
+                {
+                    "session_id": session_id,
+                    "protocol": protocol,
+                    "service": service,
+                    "logout_url": logout_url,
+                    "ticket": ticket,
+                },
             )
 
     def purge_expired(self) -> int:
