@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +56,165 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+class SqliteWriterQueue:
+    """Makes the writers of one SQLite file wait their turn in the kernel, not in SQLite.
+
+    SQLite lets one writer in at a time and makes the others poll, sleeping 1, 2, 5... up to
+    100 ms between tries: under load a waiter keeps missing its turn and waits hundreds of
+    milliseconds for a lock held a fraction of one. Here writers queue on a thread lock (within
+    a worker process) and on an ``flock`` of ``<database>-writers`` (between workers), and the
+    next one is woken as soon as the previous one commits. The queue only orders writers:
+    SQLite's lock still guarantees exclusion, and a writer that cannot join the queue in time,
+    or whose thread already writes through another connection, goes straight to SQLite.
+    """
+
+    def __init__(self, lock_path: str) -> None:
+        self._lock_path = lock_path
+        self._thread_lock = threading.Lock()
+        self._owner: int | None = None
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    def _file(self) -> int:
+        if self._fd is None or self._fd_pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd_pid = os.getpid()
+        return self._fd
+
+    def enter(self) -> bool:
+        """Wait for this thread's turn to write; False when it goes without the queue."""
+        me = threading.get_ident()
+        if self._owner == me:
+            return False
+        if not self._thread_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_SECONDS):
+            return False
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except OSError:
+            self._thread_lock.release()
+            return False
+        self._owner = me
+        return True
+
+    def leave(self) -> None:
+        """Let the next writer in (after a successful ``enter``)."""
+        self._owner = None
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._fd_pid == os.getpid():
+            os.close(self._fd)
+
+
+# One queue per database file and process, shared by every engine on that file.
+_writer_queues: weakref.WeakValueDictionary[str, SqliteWriterQueue] = weakref.WeakValueDictionary()
+_writer_queues_lock = threading.Lock()
+
+
+def _writer_queue(database: Path) -> SqliteWriterQueue:
+    path = str(database.resolve())
+    with _writer_queues_lock:
+        queue = _writer_queues.get(path)
+        if queue is None:
+            queue = _writer_queues[path] = SqliteWriterQueue(path + "-writers")
+        return queue
+
+
+_READ_ONLY_STATEMENTS = ("SELECT", "PRAGMA", "EXPLAIN")
+
+
+class _QueuedWritesCursor(sqlite3.Cursor):
+    """A cursor whose connection joins the writer queue before the first write it runs."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # noqa: ANN401
+        connection: _QueuedWritesConnection = self.connection  # type: ignore[assignment]
+        connection.before_statement(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            connection.after_statement()
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:  # noqa: ANN401
+        connection: _QueuedWritesConnection = self.connection  # type: ignore[assignment]
+        connection.before_statement(sql)
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        finally:
+            connection.after_statement()
+
+
+class _QueuedWritesConnection(sqlite3.Connection):
+    """A sqlite3 connection that holds its database's writer queue from its first write until
+    its transaction ends (commit, rollback, close)."""
+
+    queue: SqliteWriterQueue  # set on the subclass made for each database
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        self._queued = False
+
+    def cursor(self, factory: Any = _QueuedWritesCursor) -> sqlite3.Cursor:  # noqa: ANN401
+        return super().cursor(factory)
+
+    def before_statement(self, sql: str) -> None:
+        if not self._queued and not sql.lstrip()[:7].upper().startswith(_READ_ONLY_STATEMENTS):
+            self._queued = self.queue.enter()
+
+    def after_statement(self) -> None:
+        if self._queued and not self.in_transaction:  # it autocommitted, or failed
+            self._leave()
+
+    def _leave(self) -> None:
+        if getattr(self, "_queued", False):
+            self._queued = False
+            self.queue.leave()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._leave()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._leave()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._leave()
+
+    def __del__(self) -> None:
+        self._leave()
+
+
+def _queued_writes_connection(database: Path) -> type[_QueuedWritesConnection]:
+    """The sqlite3 connection class for ``database`` (``sqlite3.connect(factory=...)``)."""
+    attributes = {"queue": _writer_queue(database)}
+    return type("QueuedWritesConnection", (_QueuedWritesConnection,), attributes)
+
+
 def make_engine(database_url: str) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout for SQLite."""
+    """An engine tuned for the backend: WAL, a busy timeout and the writer queue for SQLite."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
+        connect_args: dict[str, Any] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+            "check_same_thread": False,
+        }
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            connect_args["factory"] = _queued_writes_connection(Path(url.database))
+        engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
