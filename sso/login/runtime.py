@@ -44,7 +44,7 @@ class Runtime:
     logout_notifiers: dict[str, LogoutNotifier] = field(default_factory=dict)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The runtime of the application serving ``request``."""
     return request.app.state.runtime
 
