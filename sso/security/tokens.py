@@ -6,6 +6,8 @@ import hashlib
 import secrets
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# A random byte below 248 (4 x 62) picks a character uniformly as byte % 62; others are dropped.
+_UNBIASED_BELOW = 256 - 256 % len(_ALPHABET)
 
 
 def random_token(prefix: str, length: int = 40) -> str:
@@ -14,7 +16,14 @@ def random_token(prefix: str, length: int = 40) -> str:
     40 base-62 characters carry 238 bits: far beyond guessing, and short enough for clients
     that cap ticket length (PGTs at 64 characters).
     """
-    return f"{prefix}-" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    characters: list[str] = []
+    while len(characters) < length:  # one draw of random bytes nearly always suffices
+        characters += [
+            _ALPHABET[byte % len(_ALPHABET)]
+            for byte in secrets.token_bytes(length - len(characters) + 8)
+            if byte < _UNBIASED_BELOW
+        ]
+    return f"{prefix}-" + "".join(characters[:length])
 
 
 def token_digest(token: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 
 import pytest
 
@@ -31,6 +32,17 @@ def test_every_character_of_the_alphabet_is_drawn_and_nothing_else() -> None:
     drawn = "".join(random_token("ST").removeprefix("ST-") for _ in range(200))
 
     assert set(drawn) == set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def test_characters_are_drawn_without_bias() -> None:
+    # Taking random bytes modulo 62 without dropping those >= 248 would favour the first 8
+    # characters by a quarter; 200,000 draws tell that apart from chance by far.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    counts = Counter("".join(random_token("ST").removeprefix("ST-") for _ in range(5_000)))
+    first = sum(counts[c] for c in alphabet[:8]) / 8
+    rest = sum(counts[c] for c in alphabet[8:]) / 54
+
+    assert 0.95 < first / rest < 1.05
 
 
 def test_tokens_are_unique_over_many_draws() -> None:
