@@ -109,24 +109,44 @@ def respond_with_ticket(
     )
 
 
+def _issue_service_ticket(
+    runtime: Runtime, service_url: str, session: SsoSession, fresh: bool
+) -> tuple[CasService, str] | None:
+    """Blocking part of ``complete_login``, in one trip to the thread pool."""
+    service = runtime.services.match(service_url)
+    if service is None:  # unregistered while the user was typing
+        return None
+    ticket = runtime.sessions.issue_ticket(
+        session, kind="ST", service=service_url, from_new_login=fresh
+    )
+    return service, ticket
+
+
 async def complete_login(
     request: Request, pending: PendingRequest, session: SsoSession, fresh: bool
 ) -> Response:
     """The login layer's hand-back: issue the service ticket and return to the service."""
     runtime: Runtime = request.app.state.runtime
     service_url = pending.params["service"]
-    service = await run_in_threadpool(runtime.services.match, service_url)
-    if service is None:  # unregistered while the user was typing
+    issued = await run_in_threadpool(_issue_service_ticket, runtime, service_url, session, fresh)
+    if issued is None:
         return _unknown_service(request, runtime)
-    ticket = await run_in_threadpool(
-        runtime.sessions.issue_ticket,
-        session,
-        kind="ST",
-        service=service_url,
-        from_new_login=fresh,
-    )
+    service, ticket = issued
     method = pending.params.get("method") or service.response_method
     return respond_with_ticket(request, runtime, service_url, method, ticket)
+
+
+def _service_and_session(
+    runtime: Runtime, service_url: str | None, cookie: str | None
+) -> tuple[CasService | None, SsoSession | None]:
+    """Blocking part of /login, in one trip to the thread pool: the registered service asked
+    for (if any) and the browser's SSO session, not looked up for an unregistered service."""
+    service = None
+    if service_url is not None:
+        service = runtime.services.match(service_url)
+        if service is None:
+            return None, None
+    return service, runtime.sessions.find_session(cookie)
 
 
 @router.get("/login")
@@ -143,14 +163,12 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     if method not in ("", "GET", "POST", "HEADER"):
         return runtime.pages.message(request, "error.title", "error.bad_request", 400)
 
-    service: CasService | None = None
-    if service_url is not None:
-        service = await run_in_threadpool(runtime.services.match, service_url)
-        if service is None:
-            log.info("login for an unregistered service %r", service_url[:200])
-            return _unknown_service(request, runtime)
-
-    session = await run_in_threadpool(runtime.sessions.find_session, read_tgc(request))
+    service, session = await run_in_threadpool(
+        _service_and_session, runtime, service_url, read_tgc(request)
+    )
+    if service_url is not None and service is None:
+        log.info("login for an unregistered service %r", service_url[:200])
+        return _unknown_service(request, runtime)
     if session is not None and not renew:
         if service_url is None or service is None:
             return session_page(request, runtime, session)
