@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from importlib import resources
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +30,7 @@ from sso.protocols.cas.routes import PROTOCOL as CAS
 from sso.protocols.cas.routes import complete_login as complete_cas_login
 from sso.protocols.cas.routes import router as cas_router
 from sso.security.csrf import CsrfProtection
-from sso.security.passwords import PasswordHasher
+from sso.security.passwords import PasswordHasher, hashes_at_once
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
 from sso.sessions.registry import SqlSessionRegistry
@@ -63,6 +64,9 @@ def build_runtime(settings: Settings) -> Runtime:
         pages=Pages(settings),
         backchannel=httpx.Client(verify=verify, timeout=timeout),
         async_backchannel=httpx.AsyncClient(verify=verify, timeout=timeout),
+        password_checks=anyio.CapacityLimiter(
+            settings.password_hash_concurrency or hashes_at_once()
+        ),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -40,6 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings()  # fail now, not in each worker
+    if not settings.password_hash_concurrency:
+        # The workers cannot know how many of them share the CPUs: tell them their share.
+        from sso.security.passwords import hashes_at_once
+
+        os.environ["SSO_PASSWORD_HASH_CONCURRENCY"] = str(hashes_at_once(args.workers))
     uvicorn.run(
         "sso.app:app_from_environment",
         factory=True,

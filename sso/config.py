@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     backchannel_timeout: float = Field(5.0, gt=0, description="Timeout of outbound calls (s).")
     default_language: Literal["fr", "en"] = "fr"
+    password_hash_concurrency: int = Field(
+        0,
+        ge=0,
+        description="Password hashes each worker computes at once (0: its share of the CPUs).",
+    )
     service_cache_seconds: float = Field(
         2.0, ge=0, description="How long each worker caches the service registry."
     )

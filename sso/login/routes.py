@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
+import anyio.to_thread
 from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -60,8 +62,10 @@ async def academic_login(
         return login_page(
             request, runtime, pending_request, error_key="error.csrf", status_code=403
         )
-    account = await run_in_threadpool(
-        runtime.accounts.authenticate, identifier, password, kind="academic"
+    # Off the event loop, and no more hashes at once than this worker's share of the CPUs.
+    account = await anyio.to_thread.run_sync(
+        partial(runtime.accounts.authenticate, identifier, password, kind="academic"),
+        limiter=runtime.password_checks,
     )
     if account is None:
         log.info("academic login failed", extra={"client": request.client})
@@ -75,7 +79,8 @@ async def academic_login(
             status_code=401,
         )
     authentication = _authentication(account)
-    previous = await run_in_threadpool(runtime.sessions.find_session, read_tgc(request))
+    tgc = read_tgc(request)
+    previous = await run_in_threadpool(runtime.sessions.find_session, tgc) if tgc else None
     cookie = None
     if previous is not None and previous.authentication.subject == account.identifier:
         session = await run_in_threadpool(

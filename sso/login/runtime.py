@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
 import httpx
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -40,6 +41,8 @@ class Runtime:
     pages: Pages
     backchannel: httpx.Client
     async_backchannel: httpx.AsyncClient
+    # Password checks allowed at once in this worker (settings.password_hash_concurrency).
+    password_checks: anyio.CapacityLimiter
     completions: dict[str, Completion] = field(default_factory=dict)
     logout_notifiers: dict[str, LogoutNotifier] = field(default_factory=dict)
 

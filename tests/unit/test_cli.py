@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sso.accounts.store import AccountStore
 from sso.cli import main
 from sso.db import Base, make_engine
-from sso.security.passwords import PasswordHasher
+from sso.security.passwords import PasswordHasher, hashes_at_once
 
 SECRET = "cli-test-secret-that-is-long-enough-0123456789"
 _database_names = itertools.count()
@@ -48,6 +48,40 @@ def authenticates(database_url: str, identifier: str, password: str) -> bool:
         return store.authenticate(identifier, password, kind="academic") is not None
     finally:
         engine.dispose()
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """uvicorn.run replaced by a recorder of its keyword arguments."""
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_serve_tells_the_workers_their_share_of_the_cpus_for_password_hashing(
+    uvicorn_runs: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSO_PASSWORD_HASH_CONCURRENCY", "0")  # restored after the test
+
+    assert main(["serve", "--workers", "2"]) == 0
+
+    assert uvicorn_runs[0]["workers"] == 2
+    assert os.environ["SSO_PASSWORD_HASH_CONCURRENCY"] == str(hashes_at_once(2))
+
+
+def test_serve_keeps_a_configured_password_hash_concurrency(
+    uvicorn_runs: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSO_PASSWORD_HASH_CONCURRENCY", "3")
+
+    assert main(["serve", "--workers", "2"]) == 0
+
+    assert os.environ["SSO_PASSWORD_HASH_CONCURRENCY"] == "3"
 
 
 # -- migrate ----------------------------------------------------------------------------------

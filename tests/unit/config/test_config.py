@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert settings.login_form_lifetime == 1800
     assert settings.ca_bundle is None
     assert settings.default_language == "fr"
+    assert settings.password_hash_concurrency == 0  # each worker's share of the CPUs
     assert settings.secure_cookies is False
     assert settings.base_path == "/"
 

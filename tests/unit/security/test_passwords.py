@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 from passlib.hash import ldap_salted_sha1, ldap_salted_sha256, sha512_crypt
 
-from sso.security.passwords import PasswordHasher
+from sso.security.passwords import PasswordHasher, hashes_at_once
 
 ARGON2_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 
@@ -141,3 +142,14 @@ def test_warm_up_computes_the_dummy_hash_once(hasher: PasswordHasher) -> None:
 
     assert hasher._dummy_hash is dummy
     assert dummy.startswith(ARGON2_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "expected"), [(4, 1, 4), (4, 2, 2), (2, 2, 1), (2, 8, 1), (3, 2, 1)]
+)
+def test_each_worker_hashes_as_many_passwords_at_once_as_its_share_of_the_cpus(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+
+    assert hashes_at_once(workers) == expected
