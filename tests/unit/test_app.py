@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,8 @@ def make_runtime(tmp_path: Path) -> Iterator[object]:
     built: list[Runtime] = []
 
     def make(**overrides: object) -> Runtime:
-        settings = Settings(
-            secret_key=SECRET, database_url=f"sqlite:///{tmp_path / 'sso.db'}", **overrides
-        )
+        overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'sso.db'}")
+        settings = Settings(secret_key=SECRET, **overrides)
         built.append(build_runtime(settings))
         return built[-1]
 
@@ -40,3 +40,18 @@ def test_password_checks_at_once_follow_the_setting(make_runtime) -> None:
 
 def test_password_checks_at_once_default_to_the_cpus_of_a_single_process(make_runtime) -> None:
     assert make_runtime().password_checks.total_tokens == hashes_at_once()
+
+
+def test_short_database_calls_stay_on_the_event_loop_with_sqlite_only(
+    make_runtime, database_url: str, database_backend: str
+) -> None:
+    """SQLite calls are cheaper than a thread hand-off; a PostgreSQL round trip would stall
+    every request of the worker."""
+    runtime = make_runtime(database_url=database_url)
+
+    async def thread_of_the_call() -> tuple[int, int]:
+        return threading.get_ident(), await runtime.run_database(threading.get_ident)
+
+    loop_thread, call_thread = asyncio.run(thread_of_the_call())
+
+    assert (call_thread == loop_thread) is (database_backend == "sqlite")

@@ -128,7 +128,7 @@ async def complete_login(
     """The login layer's hand-back: issue the service ticket and return to the service."""
     runtime: Runtime = request.app.state.runtime
     service_url = pending.params["service"]
-    issued = await run_in_threadpool(_issue_service_ticket, runtime, service_url, session, fresh)
+    issued = await runtime.run_database(_issue_service_ticket, runtime, service_url, session, fresh)
     if issued is None:
         return _unknown_service(request, runtime)
     service, ticket = issued
@@ -163,7 +163,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     if method not in ("", "GET", "POST", "HEADER"):
         return runtime.pages.message(request, "error.title", "error.bad_request", 400)
 
-    service, session = await run_in_threadpool(
+    service, session = await runtime.run_database(
         _service_and_session, runtime, service_url, read_tgc(request)
     )
     if service_url is not None and service is None:
@@ -255,7 +255,7 @@ def _validate(
     accept_proxy_tickets: bool,
     with_pgt: bool = True,
 ) -> Validated:
-    """Blocking part of every validation endpoint (runs in the thread pool)."""
+    """Blocking part of every validation endpoint (see ``_run_validation``)."""
     try:
         ticket = _param(request, "ticket")
         service = _param(request, "service")
@@ -277,11 +277,25 @@ def _validate(
     return validated
 
 
+async def _run_validation(
+    runtime: Runtime, request: Request, accept_proxy_tickets: bool
+) -> Validated:
+    """``_validate`` as a short database call, or in the thread pool when a proxy callback
+    (an outbound HTTPS request that may take seconds) is part of it."""
+    if "pgtUrl" in request.query_params:
+        return await run_in_threadpool(
+            _validate, runtime, request, accept_proxy_tickets=accept_proxy_tickets
+        )
+    return await runtime.run_database(
+        _validate, runtime, request, accept_proxy_tickets=accept_proxy_tickets
+    )
+
+
 @router.get("/validate")
 async def validate_v1(request: Request, runtime: RuntimeDep) -> Response:
     """CAS 1.0 validation (spec 2.4): ``yes``/``no``, service tickets only."""
     try:
-        validated = await run_in_threadpool(
+        validated = await runtime.run_database(
             _validate, runtime, request, accept_proxy_tickets=False, with_pgt=False
         )
         body = render_validate_v1(validated.authentication.subject)
@@ -306,9 +320,7 @@ async def _service_response(
         if fmt is None:
             fmt = "XML"
             raise InvalidRequest("Unsupported format: use XML or JSON")
-        validated = await run_in_threadpool(
-            _validate, runtime, request, accept_proxy_tickets=accept_proxy_tickets
-        )
+        validated = await _run_validation(runtime, request, accept_proxy_tickets)
     except CasError as exc:
         log.info("validation refused: %s %s", exc.code, exc.message)
         return _rendered(exc.render(fmt))
