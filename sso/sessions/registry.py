@@ -6,6 +6,7 @@ Cookies and tickets are handed out in clear once and stored as their SHA-256.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -116,7 +117,9 @@ class SessionRegistry(Protocol):
         from_new_login: bool,
         proxies: list[str] | None = None,
     ) -> str: ...
-    def consume_ticket(self, ticket: str) -> ConsumedTicket | None: ...
+    def consume_ticket(
+        self, ticket: str, accept: Callable[[ConsumedTicket], LogoutTarget | None] | None = None
+    ) -> ConsumedTicket | None: ...
     def create_proxy_granting_ticket(
         self, session_id: str, *, service: str, proxies: list[str]
     ) -> tuple[str, str]: ...
@@ -136,6 +139,16 @@ def _authentication(row: Any) -> Authentication:
         assurance=row.assurance,
         attributes=row.attributes or {},
     )
+
+
+def _service_login(session_id: str, target: LogoutTarget) -> dict[str, str]:
+    return {
+        "session_id": session_id,
+        "protocol": target.protocol,
+        "service": target.service,
+        "logout_url": target.logout_url,
+        "ticket": target.ticket,
+    }
 
 
 class SqlSessionRegistry:
@@ -276,28 +289,55 @@ class SqlSessionRegistry:
             )
         return ticket
 
-    def consume_ticket(self, ticket: str) -> ConsumedTicket | None:
+    def consume_ticket(
+        self, ticket: str, accept: Callable[[ConsumedTicket], LogoutTarget | None] | None = None
+    ) -> ConsumedTicket | None:
         """Take a ticket out, atomically: of two concurrent consumers only one gets it.
 
-        The DELETE alone decides who gets it, so it commits at once: the session is read after,
-        outside the write transaction, which other writers wait for (a session ending in
-        between reads as an ended session, as it would a moment earlier).
+        The DELETE alone decides who gets it. Without ``accept`` it commits at once and the
+        session is read after, outside the write transaction other writers wait for (a session
+        ending in between reads as an ended session, as it would a moment earlier).
+
+        ``accept`` is the validation of the consumed ticket, run inside the transaction: it
+        raises to refuse the ticket (spent all the same) or returns the relying party to record
+        for single logout (``record_service_login``), written in the same transaction: one
+        commit for a whole validation instead of two.
         """
+        ticket_id = {"ticket_id": token_digest(ticket)}
         with self._engine.connect() as conn:
-            row = conn.execute(_CONSUME_TICKET, {"ticket_id": token_digest(ticket)}).first()
-            conn.commit()
+            row = conn.execute(_CONSUME_TICKET, ticket_id).first()
+            if row is None or accept is None:
+                conn.commit()
             if row is None:
                 return None
             session_row = conn.execute(_FIND_SESSION, {"session_id": row.session_id}).first()
-        return ConsumedTicket(
-            kind=row.kind,
-            service=row.service,
-            session_id=row.session_id,
-            from_new_login=row.from_new_login,
-            proxies=list(row.proxies or []),
-            expires_at=row.expires_at,
-            authentication=_authentication(session_row) if session_row else None,
-        )
+            consumed = ConsumedTicket(
+                kind=row.kind,
+                service=row.service,
+                session_id=row.session_id,
+                from_new_login=row.from_new_login,
+                proxies=list(row.proxies or []),
+                expires_at=row.expires_at,
+                authentication=_authentication(session_row) if session_row else None,
+            )
+            if accept is None:
+                return consumed
+            try:
+                target = accept(consumed)
+            except BaseException:
+                conn.commit()  # refused: spent all the same
+                raise
+            try:
+                if target is not None:
+                    conn.execute(_INSERT_SERVICE_LOGIN, _service_login(row.session_id, target))
+                conn.commit()
+            except BaseException:
+                # Whatever failed, the ticket must stay consumed.
+                conn.rollback()
+                conn.execute(_CONSUME_TICKET, ticket_id)
+                conn.commit()
+                raise
+        return consumed
 
     def create_proxy_granting_ticket(
         self, session_id: str, *, service: str, proxies: list[str]
@@ -354,17 +394,11 @@ class SqlSessionRegistry:
         self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
     ) -> None:
         """Remember that ``service`` joined the session, for single logout."""
+        target = LogoutTarget(
+            protocol=protocol, service=service, logout_url=logout_url, ticket=ticket
+        )
         with self._engine.begin() as conn:
-            conn.execute(
-                _INSERT_SERVICE_LOGIN,
-                {
-                    "session_id": session_id,
-                    "protocol": protocol,
-                    "service": service,
-                    "logout_url": logout_url,
-                    "ticket": ticket,
-                },
-            )
+            conn.execute(_INSERT_SERVICE_LOGIN, _service_login(session_id, target))
 
     def purge_expired(self) -> int:
         """Delete expired tickets and ended sessions (with their children); returns the count."""

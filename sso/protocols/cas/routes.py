@@ -269,11 +269,13 @@ def _validate(
         renew=renew,
         pgt_url=pgt_url,
         accept_proxy_tickets=accept_proxy_tickets,
+        single_logout_protocol=PROTOCOL,
     )
     assert service is not None
-    # The ticket's own service URL, not the request's spelling of it: that one may decode to
-    # the same URL yet carry a NUL, which PostgreSQL refuses (INTERNAL_ERROR on PG only).
-    _record_for_single_logout(runtime, validated, validated.issued_for)
+    if not validated.recorded_for_single_logout:  # a PGT was delivered first (or no SLO)
+        # The ticket's own service URL, not the request's spelling of it: that one may decode
+        # to the same URL yet carry a NUL, which PostgreSQL refuses (INTERNAL_ERROR on PG only).
+        _record_for_single_logout(runtime, validated, validated.issued_for)
     return validated
 
 

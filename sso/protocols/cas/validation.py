@@ -26,7 +26,7 @@ from sso.protocols.cas.errors import (
 )
 from sso.services.registry import CasService, ServiceRegistry, same_service
 from sso.sessions.authentication import Authentication
-from sso.sessions.registry import SessionRegistry
+from sso.sessions.registry import ConsumedTicket, LogoutTarget, SessionRegistry
 
 log = logging.getLogger("sso.cas")
 
@@ -45,6 +45,8 @@ class Validated:
     proxies: list[str]
     pgt_iou: str | None
     issued_for: str  # the service URL the ticket was issued for, as /login received it
+    # Whether the service login was recorded for single logout with the ticket's consumption.
+    recorded_for_single_logout: bool = False
 
 
 def add_query_parameters(url: str, parameters: dict[str, str]) -> str:
@@ -88,15 +90,73 @@ class TicketValidator:
         renew: bool = False,
         pgt_url: str | None = None,
         accept_proxy_tickets: bool,
+        single_logout_protocol: str | None = None,
     ) -> Validated:
-        """Validate a ticket for a service (sections 2.5.1, 2.6); raises a ``CasError``."""
+        """Validate a ticket for a service (sections 2.5.1, 2.6); raises a ``CasError``.
+
+        With ``single_logout_protocol`` and no ``pgt_url``, the service login is recorded for
+        single logout (when the service wants it) in the transaction that consumes the ticket;
+        with a ``pgt_url`` that waits for the proxy callback, and is left to the caller.
+        """
         if not ticket or not service:
             raise InvalidRequest("'ticket' and 'service' parameters are both required")
         if len(ticket) > MAX_TICKET_LENGTH:
             raise InvalidTicketSpec("ticket too long")
-        consumed = self._sessions.consume_ticket(ticket)
+        accepted: list[CasService] = []
+        recorded: list[LogoutTarget] = []
+
+        def accept(consumed: ConsumedTicket) -> LogoutTarget | None:
+            registered = self._accept(
+                consumed,
+                ticket=ticket,
+                service=service,
+                renew=renew,
+                accept_proxy_tickets=accept_proxy_tickets,
+            )
+            accepted.append(registered)
+            if single_logout_protocol is None or pgt_url or not registered.single_logout:
+                return None
+            target = LogoutTarget(
+                protocol=single_logout_protocol,
+                service=consumed.service,
+                logout_url=registered.logout_url or consumed.service,
+                ticket=ticket,
+            )
+            recorded.append(target)
+            return target
+
+        consumed = self._sessions.consume_ticket(ticket, accept)
         if consumed is None:
             raise InvalidTicket(f"Ticket {ticket!r} not recognized")
+        registered = accepted[0]
+        assert consumed.authentication is not None  # accept() refuses ended sessions
+        pgt_iou = None
+        if pgt_url:
+            pgt_iou = self._deliver_pgt(
+                registered, consumed.session_id, consumed.service, pgt_url, consumed.proxies
+            )
+        return Validated(
+            authentication=consumed.authentication,
+            service=registered,
+            ticket=ticket,
+            session_id=consumed.session_id,
+            from_new_login=consumed.from_new_login,
+            proxies=consumed.proxies,
+            pgt_iou=pgt_iou,
+            issued_for=consumed.service,
+            recorded_for_single_logout=bool(recorded),
+        )
+
+    def _accept(
+        self,
+        consumed: ConsumedTicket,
+        *,
+        ticket: str,
+        service: str,
+        renew: bool,
+        accept_proxy_tickets: bool,
+    ) -> CasService:
+        """The checks of a consumed ticket; the registered service, or a ``CasError``."""
         if consumed.kind == "PT" and not accept_proxy_tickets:
             # Section 2.5: "/serviceValidate MUST NOT return a successful authentication if it
             # receives a proxy ticket"; the ticket is spent all the same.
@@ -114,21 +174,7 @@ class TicketValidator:
         registered = self._services.match(consumed.service)
         if registered is None:  # unregistered since the ticket was issued
             raise InvalidService(f"Service {service!r} is not registered")
-        pgt_iou = None
-        if pgt_url:
-            pgt_iou = self._deliver_pgt(
-                registered, consumed.session_id, consumed.service, pgt_url, consumed.proxies
-            )
-        return Validated(
-            authentication=consumed.authentication,
-            service=registered,
-            ticket=ticket,
-            session_id=consumed.session_id,
-            from_new_login=consumed.from_new_login,
-            proxies=consumed.proxies,
-            pgt_iou=pgt_iou,
-            issued_for=consumed.service,
-        )
+        return registered
 
     def _deliver_pgt(
         self,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sso.db import make_engine, utcnow
 from sso.security.tokens import token_digest
@@ -329,6 +330,96 @@ def test_concurrent_consumers_get_a_ticket_once(registry: SqlSessionRegistry) ->
         ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=False)
 
         assert sorted(consume_concurrently(registry, ticket, 4)) == [False, False, False, True]
+
+
+def target(ticket: str, **changes: object) -> LogoutTarget:
+    values: dict[str, object] = {
+        "protocol": "cas",
+        "service": SERVICE,
+        "logout_url": SERVICE,
+        "ticket": ticket,
+    }
+    values.update(changes)
+    return LogoutTarget(**values)  # type: ignore[arg-type]
+
+
+def test_accepted_ticket_records_its_service_login_with_the_consumption(
+    registry: SqlSessionRegistry, engine: Engine
+) -> None:
+    _cookie, session = registry.create_session(authentication())
+    ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=True)
+    seen: list[ConsumedTicket] = []
+
+    def accept(consumed: ConsumedTicket) -> LogoutTarget:
+        seen.append(consumed)
+        return target(ticket)
+
+    consumed = registry.consume_ticket(ticket, accept)
+
+    assert consumed is not None and seen == [consumed]
+    assert consumed.authentication is not None and consumed.from_new_login
+    assert registry.consume_ticket(ticket) is None
+    assert registry.end_session(session.id) == [target(ticket)]
+
+
+def test_accepted_ticket_without_single_logout_records_nothing(
+    registry: SqlSessionRegistry, engine: Engine
+) -> None:
+    _cookie, session = registry.create_session(authentication())
+    ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=False)
+
+    assert registry.consume_ticket(ticket, lambda _consumed: None) is not None
+    assert registry.consume_ticket(ticket) is None
+    assert rows(engine, ServiceLoginRow) == 0
+
+
+def test_refused_ticket_is_spent_all_the_same(registry: SqlSessionRegistry, engine: Engine) -> None:
+    _cookie, session = registry.create_session(authentication())
+    ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=False)
+
+    def refuse(_consumed: ConsumedTicket) -> LogoutTarget:
+        raise LookupError("wrong service")
+
+    with pytest.raises(LookupError):
+        registry.consume_ticket(ticket, refuse)
+
+    assert registry.consume_ticket(ticket) is None
+    assert rows(engine, ServiceLoginRow) == 0
+
+
+def test_ticket_stays_consumed_when_its_service_login_cannot_be_written(
+    registry: SqlSessionRegistry, engine: Engine
+) -> None:
+    _cookie, session = registry.create_session(authentication())
+    ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=False)
+
+    with pytest.raises(IntegrityError):  # protocol is NOT NULL
+        registry.consume_ticket(ticket, lambda _consumed: target(ticket, protocol=None))
+
+    assert registry.consume_ticket(ticket) is None
+    assert rows(engine, ServiceLoginRow) == 0
+
+
+def test_concurrent_accepting_consumers_get_a_ticket_once(
+    registry: SqlSessionRegistry, engine: Engine
+) -> None:
+    _cookie, session = registry.create_session(authentication())
+    ticket = registry.issue_ticket(session, kind="ST", service=SERVICE, from_new_login=False)
+    results: list[bool] = []
+    start = threading.Barrier(4)
+
+    def consume() -> None:
+        start.wait()
+        results.append(registry.consume_ticket(ticket, lambda _c: target(ticket)) is not None)
+
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [False, False, False, True]
+    assert rows(engine, ServiceLoginRow) == 1
 
 
 # -- Proxy-granting tickets -------------------------------------------------------------------
