@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
+import sso.db
 from sso.db import SqliteWriterQueue, make_engine
 
 
@@ -106,7 +107,7 @@ def test_engines_on_one_file_share_its_queue(engine: Engine, tmp_path: Path) -> 
 
 def test_a_thread_already_writing_goes_straight_to_sqlite(tmp_path: Path) -> None:
     """Its second connection must not wait for a turn the thread itself holds (no deadlock)."""
-    queue = SqliteWriterQueue(str(tmp_path / "lock"))
+    queue = SqliteWriterQueue(str(tmp_path / "queue.db"))
     assert queue.enter()
     try:
         assert not queue.enter()
@@ -143,3 +144,24 @@ def test_a_writer_in_another_process_makes_this_one_wait(engine: Engine, tmp_pat
                 other.kill()
     assert _is_free(_queue(engine))
     assert _count(engine) == 1
+
+
+def test_commits_leave_wal_checkpoints_to_the_checkpointer(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 0
+
+
+def test_the_wal_is_checkpointed_and_started_over_under_steady_writes(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sso.db, "CHECKPOINT_EVERY_WRITES", 10)
+    monkeypatch.setattr(sso.db, "WAL_RESTART_PAGES", 50)
+    wal = tmp_path / "queue.db-wal"
+    largest = 0
+    for i in range(2000):  # ~2,000 pages: ~8 MB of WAL if it were never started over
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO items (id, name) VALUES (:id, 'x')"), {"id": i})
+        largest = max(largest, wal.stat().st_size)
+
+    assert _count(engine) == 2000
+    assert largest < 2_000_000
