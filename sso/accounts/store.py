@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sso.accounts.identifiers import MAX_IDENTIFIER_LENGTH, normalize_identifier
@@ -11,6 +11,8 @@ from sso.db import make_session_factory
 from sso.security.passwords import PasswordHasher
 
 MAX_PASSWORD_LENGTH = 128
+# Built once: building it at every login cost about as much as running it.
+_FIND_ACCOUNT = select(Account).where(Account.identifier == bindparam("identifier"))
 
 
 class AccountStore:
@@ -26,7 +28,7 @@ class AccountStore:
         if not normalized or len(normalized) > MAX_IDENTIFIER_LENGTH or "\x00" in normalized:
             return None  # PostgreSQL refuses NUL characters in a query: no such account anyway
         with self._sessions() as db:
-            return db.scalar(select(Account).where(Account.identifier == normalized))
+            return db.scalar(_FIND_ACCOUNT, {"identifier": normalized})
 
     def authenticate(self, identifier: str, password: str, *, kind: str) -> Account | None:
         """The account if the password is right and the account usable, else None.

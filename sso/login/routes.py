@@ -80,17 +80,19 @@ async def academic_login(
         )
     authentication = _authentication(account)
     tgc = read_tgc(request)
-    previous = await run_in_threadpool(runtime.sessions.find_session, tgc) if tgc else None
+    previous = await runtime.run_database(runtime.sessions.find_session, tgc) if tgc else None
     cookie = None
     if previous is not None and previous.authentication.subject == account.identifier:
-        session = await run_in_threadpool(
+        session = await runtime.run_database(
             runtime.sessions.refresh_session, previous, authentication
         )
     else:
         if previous is not None:
             # Another person on this browser: their session ends, with single logout.
             await end_sso_session(runtime, previous.id)
-        cookie, session = await run_in_threadpool(runtime.sessions.create_session, authentication)
+        cookie, session = await runtime.run_database(
+            runtime.sessions.create_session, authentication
+        )
     response = await complete(request, runtime, pending_request, session, True)
     if cookie is not None:
         set_tgc(response, runtime.settings, cookie)
