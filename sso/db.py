@@ -63,6 +63,8 @@ CHECKPOINT_EVERY_WRITES = 100
 # WAL and the next writer starts it over: under steady writes it would otherwise never stop
 # growing. ~40 MB of WAL; one pause of the writers (~10 ms) per ~1,500 CAS validations.
 WAL_RESTART_PAGES = 10_000
+# How long that checkpoint waits for readers (sub-millisecond here) to leave the WAL.
+RESTART_READER_WAIT_MS = 20
 
 
 def _checkpoint_when_asked(
@@ -75,8 +77,8 @@ def _checkpoint_when_asked(
     worker waiting. ``make_engine`` turns that off (``wal_autocheckpoint=0``) and the queue
     wakes this thread every ``CHECKPOINT_EVERY_WRITES`` turns instead. Its checkpoints are
     PASSIVE: they wait for no reader or writer, and one refused (another worker's checkpoint
-    running) is made up by the next. Once the WAL reaches ``WAL_RESTART_PAGES``, the pages
-    written meanwhile are copied inside the queue, so that the next writer restarts the WAL.
+    running) is made up by the next. Once the WAL reaches ``WAL_RESTART_PAGES``, a RESTART
+    checkpoint inside the queue copies the pages written meanwhile and starts the WAL over.
     """
     connection = sqlite3.connect(database, timeout=0, isolation_level=None)
     try:
@@ -92,8 +94,13 @@ def _checkpoint_when_asked(
                 queue = queue_ref()
                 if wal_pages >= WAL_RESTART_PAGES and queue is not None and queue.enter():
                     try:
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        # RESTART: copy the rest, then wait (a little) for the readers still on
+                        # the WAL, so that it surely starts over: a PASSIVE one here left it
+                        # growing whenever a reader of another worker was about.
+                        connection.execute(f"PRAGMA busy_timeout={RESTART_READER_WAIT_MS}")
+                        connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                     finally:
+                        connection.execute("PRAGMA busy_timeout=0")
                         queue.leave()
                 del queue
             except sqlite3.Error:  # e.g. another worker is checkpointing: next time
