@@ -30,6 +30,13 @@ SECRET = "test-secret-key-that-is-long-enough-0123456789"
 _counter = itertools.count()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API leaves an event loop marked running in the main
+    thread while it is open, which would break ``asyncio.run`` in the tests after them."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/"))
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_backend(request: pytest.FixtureRequest) -> str:
     """The database the test runs on."""

@@ -96,9 +96,14 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[playwright_sync.Browser]:
-    """Debian's Chromium, headless, launched once for the session."""
+    """Debian's Chromium, headless, launched once for the browser tests.
+
+    Package scope, and the root conftest runs these tests last: while Playwright's sync API is
+    open its event loop counts as running in this thread, so ``asyncio.run`` in any later test
+    would fail.
+    """
     if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with playwright_sync.sync_playwright() as playwright:
