@@ -14,6 +14,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import sso.accounts.models
+import sso.audit
+import sso.mail
 import sso.services.models
 import sso.sessions.models  # noqa: F401 - every model module registers its tables
 from sso.db import Base, make_engine
