@@ -58,6 +58,61 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    # Outbound mail (sso/mail.py): SMTP, or a maildir under var_dir in demo mode.
+    mail_from: str = Field(
+        "Authentification académique <no-reply@localhost>", description="From: of our mails."
+    )
+    mail_delivery: Literal["smtp", "maildir"] | None = Field(
+        None, description="How mail leaves: smtp, or maildir (var_dir/mail); demo: maildir."
+    )
+    smtp_host: str = Field("localhost", description="SMTP server.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        "none", description="none, starttls (usually port 587) or ssl (usually 465)."
+    )
+    smtp_username: str = Field("", description="SMTP login; no authentication when empty.")
+    smtp_password: str = Field("", description="SMTP password.")
+    smtp_timeout: float = Field(10.0, gt=0, description="SMTP connection timeout (s).")
+    mail_poll_seconds: float = Field(5.0, gt=0, description="How often the sender looks.")
+    mail_retry_seconds: int = Field(
+        30, ge=1, description="First back-off after a failed delivery; doubles, capped at 1 h."
+    )
+    mail_give_up_seconds: int = Field(
+        259200, ge=60, description="A mail still undelivered after this long is given up."
+    )
+
+    # Academic accounts: passwords, first login, lockout, recovery.
+    password_min_length: int = Field(12, ge=8, le=128, description="Shortest new password.")
+    password_min_classes: int = Field(
+        3, ge=1, le=4, description="Character classes (lower, upper, digit, other) required."
+    )
+    temporary_password_days: int = Field(
+        14, ge=1, le=365, description="Life of a temporary password (NUMEN, helpdesk)."
+    )
+    lockout_threshold: int = Field(3, ge=1, le=100, description="Failures that lock an account.")
+    lockout_mode: Literal["helpdesk", "temporary"] = Field(
+        "helpdesk", description="helpdesk: locked until unlocked; temporary: escalating locks."
+    )
+    lockout_base_seconds: int = Field(
+        300, ge=1, description="First temporary lock; doubles with each lock, capped at 24 h."
+    )
+    ip_failure_limit: int = Field(
+        30, ge=1, description="Failed logins one client address may make per window."
+    )
+    ip_failure_window_seconds: int = Field(900, ge=1, description="That window (s).")
+    reset_link_lifetime: int = Field(86400, ge=300, description="Life of a reset link (s).")
+    recovery_code_lifetime: int = Field(
+        900, ge=60, description="Life of a one-time recovery code (s)."
+    )
+    device_cookie_days: int = Field(
+        400, ge=1, description="Life of the cookie that recognises a known device."
+    )
+
+    @property
+    def mail_transport(self) -> str:
+        """Where mail goes: the setting, else a maildir in demo mode and SMTP otherwise."""
+        return self.mail_delivery or ("maildir" if self.demo else "smtp")
+
     @classmethod
     def settings_customise_sources(
         cls,

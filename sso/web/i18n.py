@@ -14,9 +14,14 @@ LANGUAGE_COOKIE = "sso_lang"
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
-    """The messages of one language, from ``sso/locales/<language>.json``."""
-    text = resources.files("sso").joinpath("locales", f"{language}.json").read_text("utf-8")
-    return json.loads(text)
+    """The messages of one language: ``sso/locales/<language>.json``, then each area's own
+    ``sso/locales/<area>.<language>.json`` (mails, password policy…)."""
+    folder = resources.files("sso").joinpath("locales")
+    messages: dict[str, str] = json.loads(folder.joinpath(f"{language}.json").read_text("utf-8"))
+    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+        if entry.name.endswith(f".{language}.json"):
+            messages.update(json.loads(entry.read_text("utf-8")))
+    return messages
 
 
 def translate(language: str, key: str, **values: object) -> str:
