@@ -19,7 +19,9 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from sso.accounts.recovery import RecoveryTokens
 from sso.accounts.store import AccountStore
+from sso.accounts.throttle import AddressThrottle
 from sso.config import Settings
 from sso.db import make_engine
 from sso.demo.routes import router as demo_router
@@ -30,7 +32,7 @@ from sso.protocols.cas.routes import PROTOCOL as CAS
 from sso.protocols.cas.routes import complete_login as complete_cas_login
 from sso.protocols.cas.routes import router as cas_router
 from sso.security.csrf import CsrfProtection
-from sso.security.passwords import PasswordHasher, hashes_at_once
+from sso.security.passwords import hashes_at_once
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
 from sso.sessions.registry import SqlSessionRegistry
@@ -58,7 +60,11 @@ def build_runtime(settings: Settings) -> Runtime:
             ticket_lifetime=settings.service_ticket_lifetime,
         ),
         services=ServiceRegistry(engine, settings.service_cache_seconds),
-        accounts=AccountStore(engine, PasswordHasher()),
+        accounts=AccountStore.from_settings(engine, settings),
+        throttle=AddressThrottle(
+            engine, settings.ip_failure_limit, settings.ip_failure_window_seconds
+        ),
+        recovery=RecoveryTokens(engine),
         signer=TokenSigner(settings.secret_key),
         csrf=CsrfProtection(settings.secret_key),
         pages=Pages(settings),

@@ -84,24 +84,57 @@ def _import_report(report: object) -> int:
 
 def cmd_accounts_import(args: argparse.Namespace) -> int:
     """Import academic accounts from a CSV file."""
-    from sso.accounts.importer import import_accounts
-    from sso.security.passwords import PasswordHasher
-
-    engine = _engine(_settings().database_url)
+    settings = _settings()
     try:
         text = Path(args.file).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         sys.exit(f"sso: cannot read {args.file}: {exc}")
-    return _import_report(import_accounts(engine, PasswordHasher(), text))
+    return _import_report(_import(settings, text))
+
+
+def _import(settings: Settings, csv_text: str) -> object:
+    from sso.accounts.importer import import_accounts
+
+    store = _account_store(settings)
+    return import_accounts(
+        store.engine,
+        store.hasher,
+        csv_text,
+        numen_key=store.numen_key,
+        temporary_password_days=store.temporary_password_days,
+    )
+
+
+def _account_store(settings: Settings):  # noqa: ANN202 - local import keeps `sso --help` fast
+    from sso.accounts.store import AccountStore
+
+    return AccountStore.from_settings(_engine(settings.database_url), settings)
+
+
+def cmd_accounts_unlock(args: argparse.Namespace) -> int:
+    """Unlock an account locked after failed logins (helpdesk)."""
+    from sso.audit import ACCOUNT_UNLOCKED, record
+
+    store = _account_store(_settings())
+    account = store.unlock(args.identifier)
+    if account is None:
+        print(f"sso: no account {args.identifier!r}", file=sys.stderr)
+        return 1
+    record(
+        store.engine,
+        ACCOUNT_UNLOCKED,
+        account_id=account.id,
+        identifier=account.identifier,
+        by="cli",
+    )
+    print(f"{account.identifier} unlocked")
+    return 0
 
 
 def cmd_accounts_set_password(args: argparse.Namespace) -> int:
     """Set an account's password (asked on the terminal, or read from stdin)."""
-    from sso.accounts.store import AccountStore
-    from sso.security.passwords import PasswordHasher
-
     password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass()
-    store = AccountStore(_engine(_settings().database_url), PasswordHasher())
+    store = _account_store(_settings())
     try:
         found = store.set_password(args.identifier, password)
     except ValueError as exc:  # a password no login could use
@@ -170,16 +203,13 @@ def cmd_services_remove(args: argparse.Namespace) -> int:
 
 def cmd_demo(_args: argparse.Namespace) -> int:
     """Load the demo accounts and services (demo mode only)."""
-    from sso.accounts.importer import import_accounts
     from sso.demo.routes import DEMO_PLATFORMS, demo_service_url
-    from sso.security.passwords import PasswordHasher
 
     settings = _settings()
     if not settings.demo:
         sys.exit("sso: demo data is loaded only with SSO_DEMO=true")
-    engine = _engine(settings.database_url)
     csv_text = resources.files("sso").joinpath("demo", "accounts.csv").read_text("utf-8")
-    _import_report(import_accounts(engine, PasswordHasher(), csv_text))
+    _import_report(_import(settings, csv_text))
     registry = _service_registry()
     for key, name in DEMO_PLATFORMS.items():
         if registry.get(name) is None:
@@ -236,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("identifier")
     setpw.add_argument("--stdin", action="store_true", help="read the password from stdin")
     setpw.set_defaults(handler=cmd_accounts_set_password)
+    unlock = accounts.add_parser("unlock", help="unlock an account locked by failed logins")
+    unlock.add_argument("identifier")
+    unlock.set_defaults(handler=cmd_accounts_unlock)
 
     services = commands.add_parser("services", help="CAS services").add_subparsers(
         dest="action", required=True

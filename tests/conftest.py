@@ -121,7 +121,12 @@ def add_account(runtime: Runtime) -> Callable[..., str]:
         row = {"identifier": identifier, "password": password, **columns}
         header = ",".join(row)
         values = ",".join(f'"{v}"' for v in row.values())
-        report = import_accounts(runtime.engine, runtime.accounts.hasher, f"{header}\n{values}\n")
+        report = import_accounts(
+            runtime.engine,
+            runtime.accounts.hasher,
+            f"{header}\n{values}\n",
+            numen_key=runtime.accounts.numen_key,
+        )
         assert not report.errors, report.errors
         return identifier
 

@@ -2,13 +2,19 @@
 
 Columns: ``identifier`` (required), ``given_name``, ``surname``, ``display_name``, ``email``,
 ``affiliation``, ``password`` (optional, hashed on import) and ``password_hash`` (an existing
-hash, e.g. ``{SSHA}`` from LDAP). Any other column becomes a released attribute of that name;
-``;`` separates several values.
+hash, e.g. ``{SSHA}`` from LDAP), ``numen``, ``birth_date`` (YYYY-MM-DD or DD/MM/YYYY) and
+``recovery_email``. Any other column becomes a released attribute of that name; ``;``
+separates several values.
+
+The NUMEN is stored only as its keyed digest (``sso.accounts.numen``). A new account with a
+NUMEN and no password gets the NUMEN in upper case as its initial password, as the academies
+do: temporary (it expires) and to be changed at first login.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterable
@@ -19,8 +25,9 @@ from sqlalchemy import Engine, select
 
 from sso.accounts.identifiers import is_valid_identifier, normalize_identifier
 from sso.accounts.models import Account
+from sso.accounts.numen import is_valid_numen, normalize_numen, numen_digest
 from sso.accounts.store import MAX_PASSWORD_LENGTH
-from sso.db import make_session_factory
+from sso.db import make_session_factory, utcnow
 from sso.security.passwords import PasswordHasher
 
 KNOWN_COLUMNS = (
@@ -32,6 +39,9 @@ KNOWN_COLUMNS = (
     "affiliation",
     "password",
     "password_hash",
+    "numen",
+    "birth_date",
+    "recovery_email",
 )
 MAX_FIELD_LENGTH = 256
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]+$")
@@ -42,6 +52,7 @@ _COLUMN_LIMITS = {
     "display_name": 256,
     "email": 254,
     "affiliation": 64,
+    "recovery_email": 254,
 }
 MAX_PASSWORD_HASH_LENGTH = 255  # the column's size
 
@@ -56,7 +67,22 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _row_values(row: dict[str, str], hasher: PasswordHasher) -> dict[str, Any]:
+def _birth_date(raw: str) -> dt.date | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    for layout in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            born = dt.datetime.strptime(raw, layout).date()  # noqa: DTZ007 - a calendar date
+        except ValueError:
+            continue
+        if not dt.date(1900, 1, 1) <= born <= dt.date.today():
+            raise ValueError(f"birth_date {raw!r} out of range")
+        return born
+    raise ValueError(f"invalid birth_date {raw!r} (YYYY-MM-DD or DD/MM/YYYY)")
+
+
+def _row_values(row: dict[str, str], hasher: PasswordHasher, numen_key: bytes) -> dict[str, Any]:
     """The account columns of one CSV row; raises ValueError with the reason."""
     for name, value in row.items():
         if name is None:
@@ -79,8 +105,20 @@ def _row_values(row: dict[str, str], hasher: PasswordHasher) -> dict[str, Any]:
         if len(value) > limit:
             raise ValueError(f"{column} longer than {limit} characters")
         values[column] = value
-    if values["email"] and not _EMAIL.fullmatch(values["email"]):
-        raise ValueError(f"invalid email {values['email']!r}")
+    for column in ("email", "recovery_email"):
+        if values[column] and not _EMAIL.fullmatch(values[column]):
+            raise ValueError(f"invalid {column} {values[column]!r}")
+    if "birth_date" in row:
+        values["birth_date"] = _birth_date(row.get("birth_date") or "")
+    raw_numen = row.get("numen") or ""
+    if raw_numen.strip():
+        numen = normalize_numen(raw_numen)
+        if not is_valid_numen(numen):
+            # The value itself is never echoed: a NUMEN must not reach logs or reports.
+            raise ValueError("invalid numen (13 letters and digits)")
+        if not numen_key:
+            raise ValueError("numen given but no NUMEN key configured")
+        values["numen_hash"] = numen_digest(numen_key, numen)
     if not values["display_name"]:
         values["display_name"] = f"{values['given_name']} {values['surname']}".strip()
     password = row.get("password") or ""
@@ -109,7 +147,13 @@ def _row_values(row: dict[str, str], hasher: PasswordHasher) -> dict[str, Any]:
 
 
 def import_accounts(
-    engine: Engine, hasher: PasswordHasher, lines: Iterable[str], *, kind: str = "academic"
+    engine: Engine,
+    hasher: PasswordHasher,
+    lines: Iterable[str],
+    *,
+    kind: str = "academic",
+    numen_key: bytes = b"",
+    temporary_password_days: int = 14,
 ) -> ImportReport:
     """Create or update accounts from CSV lines; bad rows are reported, good ones imported.
 
@@ -136,7 +180,7 @@ def import_accounts(
             break
         line = reader.line_num
         try:
-            values = _row_values(row, hasher)
+            values = _row_values(row, hasher, numen_key)
         except ValueError as exc:
             report.errors.append((line, str(exc)))
             continue
@@ -158,6 +202,20 @@ def import_accounts(
                     values["password_hash"] = account.password_hash
                 else:
                     values["password_hash"] = hasher.hash(plain)
+            numen = normalize_numen(row.get("numen") or "")
+            initial = (
+                numen
+                and "password_hash" not in values
+                and (account is None or account.password_hash is None)
+            )
+            if initial:
+                # The academies' rule: the first password is the NUMEN in upper case,
+                # temporary, and changed at first login.
+                values["password_hash"] = hasher.hash(numen)
+                values["must_change_password"] = True
+                values["password_expires_at"] = utcnow() + dt.timedelta(
+                    days=temporary_password_days
+                )
             if account is None:
                 db.add(Account(kind=kind, **values))
                 report.created += 1

@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from sso.accounts.recovery import RecoveryTokens
 from sso.accounts.store import AccountStore
+from sso.accounts.throttle import AddressThrottle
 from sso.config import Settings
 from sso.login.pending import PendingRequest
 from sso.security.csrf import CsrfProtection
@@ -40,6 +42,8 @@ class Runtime:
     sessions: SessionRegistry
     services: ServiceRegistry
     accounts: AccountStore
+    throttle: AddressThrottle
+    recovery: RecoveryTokens
     signer: TokenSigner
     csrf: CsrfProtection
     pages: Pages
