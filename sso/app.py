@@ -27,6 +27,7 @@ from sso.db import make_engine
 from sso.demo.routes import router as demo_router
 from sso.login.routes import router as login_router
 from sso.login.runtime import Runtime
+from sso.mail import MailSender, Outbox
 from sso.protocols.cas.logout import SingleLogout
 from sso.protocols.cas.routes import PROTOCOL as CAS
 from sso.protocols.cas.routes import complete_login as complete_cas_login
@@ -36,6 +37,7 @@ from sso.security.passwords import hashes_at_once
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
 from sso.sessions.registry import SqlSessionRegistry
+from sso.web.mails import Mails
 from sso.web.pages import Pages
 
 log = logging.getLogger("sso")
@@ -73,6 +75,8 @@ def build_runtime(settings: Settings) -> Runtime:
         password_checks=anyio.CapacityLimiter(
             settings.password_hash_concurrency or hashes_at_once()
         ),
+        outbox=Outbox(engine),
+        mails=Mails(settings),
     )
 
 
@@ -91,13 +95,19 @@ def create_app(settings: Settings) -> FastAPI:
     single_logout = SingleLogout(runtime.async_backchannel)
     runtime.completions[CAS] = complete_cas_login
     runtime.logout_notifiers[CAS] = single_logout.notify
+    mail_sender = MailSender(runtime.engine, settings)
+    runtime.outbox.set_waker(mail_sender.wake)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.accounts.hasher.warm_up)
         purger = asyncio.create_task(_purge_forever(runtime))
+        mailer = asyncio.create_task(mail_sender.run())
         yield
         purger.cancel()
+        mail_sender.stop()  # the mail in hand is finished, and recorded, before the engine goes
+        with contextlib.suppress(asyncio.CancelledError):
+            await mailer
         await single_logout.drain()
         await runtime.async_backchannel.aclose()
         runtime.backchannel.close()

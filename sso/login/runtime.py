@@ -18,10 +18,12 @@ from sso.accounts.store import AccountStore
 from sso.accounts.throttle import AddressThrottle
 from sso.config import Settings
 from sso.login.pending import PendingRequest
+from sso.mail import Outbox
 from sso.security.csrf import CsrfProtection
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
 from sso.sessions.registry import LogoutTarget, SessionRegistry, SsoSession
+from sso.web.mails import Mails
 from sso.web.pages import Pages
 
 # A protocol's way to finish its answer once the user is authenticated (fresh: just now).
@@ -51,6 +53,8 @@ class Runtime:
     async_backchannel: httpx.AsyncClient
     # Password checks allowed at once in this worker (settings.password_hash_concurrency).
     password_checks: anyio.CapacityLimiter
+    outbox: Outbox  # mails wait there for the sender (sso.mail)
+    mails: Mails  # composes them in the user's language
     completions: dict[str, Completion] = field(default_factory=dict)
     logout_notifiers: dict[str, LogoutNotifier] = field(default_factory=dict)
 
