@@ -27,7 +27,8 @@ from sso.config import Settings
 MIN_PERSONAL_LENGTH = 3
 CHARACTER_CLASSES = 4  # lower case, upper case, digits, other signs
 
-# Which displayed rule (``rules()``) each problem breaks, to mark it on a refused form.
+# Which displayed rule (``rules()``) each problem breaks, to mark it on a refused form;
+# ``policy.mismatch`` is the page's own problem when the confirmation differs.
 RULE_OF_PROBLEM = {
     "policy.too_short": "length",
     "policy.too_long": "length",
@@ -36,6 +37,7 @@ RULE_OF_PROBLEM = {
     "policy.contains_numen": "personal",
     "policy.contains_name": "personal",
     "policy.common": "common",
+    "policy.mismatch": "match",
 }
 
 # Ligatures NFKD leaves whole; French names and words use them.
@@ -180,6 +182,11 @@ class PasswordPolicy:
         if not _common_forms(password).isdisjoint(common_passwords()):
             problems.append("policy.common")
         return problems
+
+    @staticmethod
+    def broken_rules(problems: Iterable[str]) -> set[str]:
+        """The displayed rules (``length``, ``classes``…) that ``problems`` break."""
+        return {RULE_OF_PROBLEM[problem] for problem in problems if problem in RULE_OF_PROBLEM}
 
     def message_values(self) -> dict[str, int]:
         """The values the policy's messages quote (``{min_length}``…), for ``t(key, **values)``."""
