@@ -151,6 +151,7 @@ class MaildirTransport:
 
     def send(self, message: EmailMessage) -> None:
         """File ``message`` in the maildir."""
+        self.directory.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes one level
         mailbox.Maildir(self.directory, create=True).add(message)
 
 

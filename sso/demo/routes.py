@@ -7,16 +7,26 @@ single-logout requests. Their own sessions live in process memory: demo mode run
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
+import mailbox
 import re
 import secrets
 import xml.etree.ElementTree as ET  # noqa: S405 - our own server's answer, parsed for display
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Request
+from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from sso.login.runtime import RuntimeDep
+from sso.mail import maildir_path
 
 router = APIRouter()
 
@@ -42,6 +52,72 @@ def _parse_success(xml: str) -> tuple[str, dict[str, list[str]]] | None:
     for element in success.find(f"{_CAS}attributes") or []:
         attributes.setdefault(element.tag.removeprefix(_CAS), []).append(element.text or "")
     return user, attributes
+
+
+# The demo mails page shows this many, newest first.
+MAILS_SHOWN = 100
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+@dataclass(frozen=True)
+class DeliveredMail:
+    """A mail filed in the demo maildir, as the mails page shows it."""
+
+    subject: str
+    to: str
+    date: str
+    body: Markup  # the text part, escaped, its URLs made links
+
+
+def linkify(text: str) -> Markup:
+    """``text`` escaped, with each http(s) URL made a link (nothing else becomes markup)."""
+    parts: list[str] = []
+    position = 0
+    for match in _URL.finditer(text):
+        url = match.group().rstrip(".,;:!?)»")
+        parts.append(escape(text[position : match.start()]))
+        parts.append(Markup('<a href="{0}">{0}</a>').format(url))
+        position = match.start() + len(url)
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
+
+
+def _text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def delivered_mails(directory: Path, limit: int = MAILS_SHOWN) -> list[DeliveredMail]:
+    """The newest mails of the maildir, newest first (filing time, then Date)."""
+    if not directory.is_dir():
+        return []
+    box = mailbox.Maildir(directory, create=False)
+    filed: list[tuple[float, EmailMessage]] = []
+    for key in box.keys():
+        try:
+            filed_at = box.get_message(key).get_date()
+            message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        except (KeyError, FileNotFoundError):  # taken away meanwhile
+            continue
+        filed.append((filed_at, message))  # type: ignore[arg-type]
+    filed.sort(key=lambda item: item[0], reverse=True)
+    return [
+        DeliveredMail(
+            subject=str(message["Subject"] or ""),
+            to=str(message["To"] or ""),
+            date=str(message["Date"] or ""),
+            body=linkify(_text_of(message)),
+        )
+        for _, message in filed[:limit]
+    ]
+
+
+@router.get("/demo/mails")
+async def demo_mails(request: Request, runtime: RuntimeDep) -> Response:
+    """The mails "sent" in demo mode, so a newcomer can follow a reset link without SMTP."""
+    directory = maildir_path(runtime.settings)
+    mails = await run_in_threadpool(delivered_mails, directory)
+    return runtime.pages.render(request, "demo_mails.html", mails=mails, maildir=str(directory))
 
 
 @router.get("/demo/{platform}")

@@ -57,8 +57,9 @@ class _Controller(Controller):
 class _Collector:
     """The aiosmtpd handler: refuses some recipients, keeps every message accepted."""
 
-    def __init__(self, refused: set[str]) -> None:
+    def __init__(self, refused: set[str], auth_required: bool) -> None:
         self.refused = refused
+        self.auth_required = auth_required
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
         self.arrived = threading.Condition()
@@ -66,6 +67,8 @@ class _Collector:
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list
     ) -> str:
+        if self.auth_required and not session.authenticated:
+            return "530 5.7.0 Authentication required"
         if address.lower() in self.refused:
             return "550 5.1.1 no such mailbox"
         envelope.rcpt_tos.append(address)
@@ -74,7 +77,9 @@ class _Collector:
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Session, envelope: Envelope
     ) -> str:
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        # Line ends as Python writes them (SMTP carries CRLF), so tests compare plain strings.
+        content = envelope.original_content.replace(b"\r\n", b"\n")
+        message = email.message_from_bytes(content, policy=email.policy.default)
         with self.arrived:
             self.messages.append(message)  # type: ignore[arg-type]
             self.envelopes.append(envelope)
@@ -101,7 +106,9 @@ class SmtpServer:
         self.security = security
         self.pki = pki
         self.credentials = credentials
-        self._collector = _Collector({address.lower() for address in refused_recipients})
+        self._collector = _Collector(
+            {address.lower() for address in refused_recipients}, credentials is not None
+        )
         self._controller: Controller | None = None
         self.logins: list[str] = []
 
@@ -189,9 +196,11 @@ class SmtpServer:
                 options["tls_context"] = context
                 options["require_starttls"] = True
         if self.credentials is not None:
+            # aiosmtpd counts only STARTTLS as TLS: over implicit TLS it would hide AUTH, and it
+            # warns (an error here) when AUTH is required without TLS; the handler requires it.
             options["authenticator"] = self._authenticate
-            options["auth_required"] = True
-            options["auth_require_tls"] = self.security != "none"
+            options["auth_require_tls"] = self.security == "starttls"
+            options["auth_required"] = self.security == "starttls"
         return _Controller(self._collector, hostname=self.host, port=self.port, **options)
 
     def _authenticate(
