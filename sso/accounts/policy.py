@@ -87,7 +87,9 @@ def _common_forms(password: str) -> set[str]:
     for spelling in {folded, _compact(folded)}:
         for bare in _undecorated(spelling):
             for plain in {bare, *_unleet(bare)}:
-                forms |= {_unrepeated(form) for form in _undecorated(plain)}
+                forms |= {
+                    variant for form in _undecorated(plain) for variant in (form, _unrepeated(form))
+                }
     forms.discard("")
     return forms
 

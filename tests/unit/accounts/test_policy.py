@@ -162,6 +162,7 @@ def test_short_names_are_skipped() -> None:
         "1l0veyou!2024",  # 1 for l
         "Pr1nc3sse12345",  # 1 for i
         "AzertyAzerty1!",  # a common password twice
+        "Blahblah!2024",  # listed as it is, though "blah" alone is not
         "Mot de passe 2024!",  # with spaces
         "Mot-de-passe-2024",
         "Académie2024!!",  # accents folded
