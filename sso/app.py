@@ -25,6 +25,9 @@ from sso.accounts.throttle import AddressThrottle
 from sso.config import Settings
 from sso.db import make_engine
 from sso.demo.routes import router as demo_router
+from sso.login.account import router as account_router
+from sso.login.password_change import router as password_change_router
+from sso.login.recovery import router as recovery_router
 from sso.login.routes import router as login_router
 from sso.login.runtime import Runtime
 from sso.mail import MailSender, Outbox
@@ -123,6 +126,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     prefix = settings.base_path.rstrip("/")
     app.include_router(login_router, prefix=prefix)
+    app.include_router(password_change_router, prefix=prefix)
+    app.include_router(recovery_router, prefix=prefix)
+    app.include_router(account_router, prefix=prefix)
     app.include_router(cas_router, prefix=prefix)
     if settings.demo:
         app.include_router(demo_router, prefix=prefix)

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, Engine, Integer, String, insert, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sso.db import Base, UtcDateTime, utcnow
 
@@ -71,11 +71,12 @@ def record(
 
 def events_of(engine: Engine, account_id: int, limit: int = 50) -> list[AuditEvent]:
     """The latest events of one account, newest first (blocking)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(AuditEvent)
-            .where(AuditEvent.account_id == account_id)
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
+    with Session(engine, expire_on_commit=False) as db:
+        return list(
+            db.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.account_id == account_id)
+                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                .limit(limit)
+            )
         )
-        return [AuditEvent(**row._mapping) for row in rows]

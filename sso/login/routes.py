@@ -11,9 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sso.accounts.models import Account
+from sso.accounts.store import EXPIRED, FAILED, LOCKED, MUST_CHANGE, LoginOutcome
+from sso.audit import ACCOUNT_LOCKED, LOGIN_FAILED, LOGIN_SUCCEEDED, NEW_DEVICE, record
 from sso.db import utcnow
 from sso.login.cookies import csrf_ok, read_tgc, set_tgc
-from sso.login.page import login_page, session_page
+from sso.login.devices import device_cookie, remember_device, set_device_cookie
+from sso.login.notices import send_notice
+from sso.login.page import login_page, password_change_page, session_page
 from sso.login.pending import PendingRequest
 from sso.login.runtime import Runtime, RuntimeDep
 from sso.security.signed import InvalidSignedToken
@@ -44,6 +48,55 @@ def _authentication(account: Account) -> Authentication:
     )
 
 
+def client_address(request: Request) -> str:
+    """The user's address (from X-Forwarded-For only behind a trusted proxy, see app.py)."""
+    return request.client.host if request.client else ""
+
+
+def user_agent(request: Request) -> str:
+    """The browser, as it names itself (for notices and the activity log)."""
+    return request.headers.get("user-agent", "")[:256]
+
+
+def _after_failure(
+    runtime: Runtime, request: Request, outcome: LoginOutcome, language: str, typed: str
+) -> None:
+    """Count the failure against the address, log it, and tell the user of a new lock."""
+    address = client_address(request)
+    runtime.throttle.record_failure(address)
+    account = outcome.account
+    if account is None:
+        return
+    where = {"address": address, "user_agent": user_agent(request)}
+    record(
+        runtime.engine,
+        LOGIN_FAILED,
+        account_id=account.id,
+        identifier=account.identifier,
+        reason=outcome.status,
+        **where,
+    )
+    if outcome.locked_now:
+        record(
+            runtime.engine,
+            ACCOUNT_LOCKED,
+            account_id=account.id,
+            identifier=account.identifier,
+            mode=runtime.settings.lockout_mode,
+            **where,
+        )
+        until = account.locked_until.strftime("%d/%m/%Y %H:%M UTC") if account.locked_until else ""
+        send_notice(
+            runtime,
+            account,
+            "account_locked",
+            language,
+            mode=runtime.settings.lockout_mode,
+            until=until,
+            reset_url=runtime.settings.url("recover/password"),
+        )
+
+
 @router.post("/login/academic")
 async def academic_login(
     request: Request,
@@ -62,23 +115,110 @@ async def academic_login(
         return login_page(
             request, runtime, pending_request, error_key="error.csrf", status_code=403
         )
+    typed = identifier.strip()[:64]
+    if await runtime.run_database(runtime.throttle.blocked, client_address(request)):
+        # Before any password check: this address has failed too often (it says nothing
+        # about any account).
+        return login_page(
+            request,
+            runtime,
+            pending_request,
+            error_key="login.throttled",
+            identifier=typed,
+            status_code=429,
+        )
     # Off the event loop, and no more hashes at once than this worker's share of the CPUs.
-    account = await anyio.to_thread.run_sync(
-        partial(runtime.accounts.authenticate, identifier, password, kind="academic"),
+    outcome = await anyio.to_thread.run_sync(
+        partial(runtime.accounts.login, identifier, password, kind="academic"),
         limiter=runtime.password_checks,
     )
-    if account is None:
+    language = runtime.pages.language(request)
+    if outcome.status in (FAILED, LOCKED):
         log.info("academic login failed", extra={"client": request.client})
-        # One message for every failure: it must not tell which of the two was wrong.
+        await run_in_threadpool(_after_failure, runtime, request, outcome, language, typed)
+        # One message for every failure: it must not tell which of the two was wrong, nor
+        # that the account is locked (the holder learns that by mail).
         return login_page(
             request,
             runtime,
             pending_request,
             error_key="login.failed",
-            identifier=identifier.strip()[:64],
+            identifier=typed,
             status_code=401,
         )
+    account = outcome.account
+    assert account is not None
+    if outcome.status == EXPIRED:
+        await run_in_threadpool(
+            partial(
+                record,
+                runtime.engine,
+                LOGIN_FAILED,
+                account_id=account.id,
+                identifier=account.identifier,
+                address=client_address(request),
+                user_agent=user_agent(request),
+                reason=EXPIRED,
+            )
+        )
+        return runtime.pages.message(
+            request,
+            "login.expired_password_title",
+            "login.expired_password",
+            403,
+            link=runtime.settings.url("recover/password"),
+            link_key="recover.password.link",
+        )
+    if outcome.status == MUST_CHANGE:
+        return password_change_page(request, runtime, account, pending_request)
+    return await finish_login(request, runtime, account, pending_request)
+
+
+async def finish_login(
+    request: Request, runtime: Runtime, account: Account, pending_request: PendingRequest
+) -> Response:
+    """The user proved who they are: log it, notice a new device, open or refresh the SSO
+    session, and let the protocol that asked complete its answer."""
     authentication = _authentication(account)
+    device = device_cookie(request)
+    address, agent = client_address(request), user_agent(request)
+    seen = await run_in_threadpool(remember_device, runtime.engine, account.id, device, agent)
+    await run_in_threadpool(
+        partial(
+            record,
+            runtime.engine,
+            LOGIN_SUCCEEDED,
+            account_id=account.id,
+            identifier=account.identifier,
+            address=address,
+            user_agent=agent,
+            service=pending_request.relying_party[:256],
+        )
+    )
+    if seen == "new":
+        await run_in_threadpool(
+            partial(
+                send_notice,
+                runtime,
+                account,
+                "new_device",
+                runtime.pages.language(request),
+                when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
+                address=address,
+                browser=agent,
+            )
+        )
+        await run_in_threadpool(
+            partial(
+                record,
+                runtime.engine,
+                NEW_DEVICE,
+                account_id=account.id,
+                identifier=account.identifier,
+                address=address,
+                user_agent=agent,
+            )
+        )
     tgc = read_tgc(request)
     previous = await runtime.run_database(runtime.sessions.find_session, tgc) if tgc else None
     cookie = None
@@ -96,7 +236,14 @@ async def academic_login(
     response = await complete(request, runtime, pending_request, session, True)
     if cookie is not None:
         set_tgc(response, runtime.settings, cookie)
+    set_device_cookie(response, runtime.settings, device)
     return response
+
+
+async def end_sessions_of(runtime: Runtime, subject: str) -> None:
+    """End every SSO session of one person (after a password change or reset)."""
+    for session_id in await run_in_threadpool(runtime.sessions.sessions_of, subject):
+        await end_sso_session(runtime, session_id)
 
 
 async def end_sso_session(runtime: Runtime, session_id: str) -> None:

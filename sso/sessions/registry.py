@@ -108,6 +108,7 @@ class SessionRegistry(Protocol):
         self, session: SsoSession, authentication: Authentication
     ) -> SsoSession: ...
     def end_session(self, session_id: str) -> list[LogoutTarget]: ...
+    def sessions_of(self, subject: str) -> list[str]: ...
     def issue_ticket(
         self,
         session: SsoSession,
@@ -261,6 +262,13 @@ class SqlSessionRegistry:
                 conn.execute(delete(table).where(table.session_id == session_id))
             conn.execute(delete(SsoSessionRow).where(SsoSessionRow.id == session_id))
         return targets
+
+    def sessions_of(self, subject: str) -> list[str]:
+        """The ids of every session of one person (to end them after a password change)."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.scalars(select(SsoSessionRow.id).where(SsoSessionRow.subject == subject))
+            )
 
     # -- Service and proxy tickets ----------------------------------------------------------
     def issue_ticket(

@@ -72,9 +72,13 @@ class Pages:
         title_key: str,
         body_key: str,
         status_code: int = 200,
+        *,
+        link: str = "",
+        link_key: str = "",
         **values: Any,
     ) -> HTMLResponse:
-        """A page that says what happened and what to do (errors included)."""
+        """A page that says what happened and what to do (errors included), with an optional
+        button to the next step."""
         return self.render(
             request,
             "message.html",
@@ -82,4 +86,6 @@ class Pages:
             title_key=title_key,
             body_key=body_key,
             values=values,
+            link=link,
+            link_key=link_key,
         )

@@ -1,0 +1,125 @@
+"""The account holder's own pages: "Mon compte" with "Mon activité" (the last logins,
+failures, lockouts, password changes and recovery events, with time, address and browser),
+and changing the password while logged in."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import anyio.to_thread
+from fastapi import APIRouter, Form, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from sso.accounts.models import Account
+from sso.accounts.policy import PasswordPolicy
+from sso.audit import events_of
+from sso.login.cookies import csrf_ok, csrf_token, read_tgc, set_csrf_cookie
+from sso.login.password_change import password_problems, store_new_password
+from sso.login.routes import client_address, end_sso_session, user_agent
+from sso.login.runtime import Runtime, RuntimeDep
+from sso.sessions.registry import SsoSession
+
+router = APIRouter()
+
+
+async def _holder(request: Request, runtime: Runtime) -> tuple[SsoSession, Account] | None:
+    session = await runtime.run_database(runtime.sessions.find_session, read_tgc(request))
+    if session is None:
+        return None
+    account = await run_in_threadpool(runtime.accounts.find, session.authentication.subject)
+    return (session, account) if account is not None else None
+
+
+def _account_page(
+    request: Request,
+    runtime: Runtime,
+    account: Account,
+    *,
+    problems: list[str] | None = None,
+    changed: bool = False,
+    wrong_password: bool = False,
+    status_code: int = 200,
+    events: list | None = None,
+) -> Response:
+    token, new_cookie = csrf_token(request, runtime.csrf)
+    response = runtime.pages.render(
+        request,
+        "account.html",
+        status_code=status_code,
+        csrf_token=token,
+        account=account,
+        events=events or [],
+        policy=PasswordPolicy.from_settings(runtime.settings),
+        problems=problems or [],
+        changed=changed,
+        wrong_password=wrong_password,
+    )
+    set_csrf_cookie(response, runtime.settings, new_cookie)
+    return response
+
+
+@router.get("/account")
+async def account_page(request: Request, runtime: RuntimeDep) -> Response:
+    """Who I am, my recent activity, and a form to change my password."""
+    holder = await _holder(request, runtime)
+    if holder is None:
+        return RedirectResponse(runtime.settings.url("login"), status_code=303)
+    _session, account = holder
+    events = await run_in_threadpool(events_of, runtime.engine, account.id)
+    return _account_page(
+        request, runtime, account, events=events, changed=request.query_params.get("changed") == "1"
+    )
+
+
+@router.post("/account/password")
+async def account_change_password(
+    request: Request,
+    runtime: RuntimeDep,
+    current_password: str = Form("", max_length=1024),
+    new_password: str = Form("", max_length=1024),
+    confirm_password: str = Form("", max_length=1024),
+    csrf_token: str = Form("", max_length=256),
+) -> Response:
+    """Change my password: the current one proves it is me; my other sessions end."""
+    if not csrf_ok(request, csrf_token, runtime.csrf):
+        return runtime.pages.message(request, "error.title", "error.csrf", 403)
+    holder = await _holder(request, runtime)
+    if holder is None:
+        return RedirectResponse(runtime.settings.url("login"), status_code=303)
+    session, account = holder
+    right = await anyio.to_thread.run_sync(
+        partial(runtime.accounts.hasher.verify, current_password[:128], account.password_hash),
+        limiter=runtime.password_checks,
+    )
+    if not right.ok:
+        events = await run_in_threadpool(events_of, runtime.engine, account.id)
+        return _account_page(
+            request, runtime, account, events=events, wrong_password=True, status_code=400
+        )
+    problems = await anyio.to_thread.run_sync(
+        partial(password_problems, runtime, account, new_password, confirm_password),
+        limiter=runtime.password_checks,
+    )
+    if problems:
+        events = await run_in_threadpool(events_of, runtime.engine, account.id)
+        return _account_page(
+            request, runtime, account, events=events, problems=problems, status_code=400
+        )
+    await anyio.to_thread.run_sync(
+        partial(
+            store_new_password,
+            runtime,
+            account,
+            new_password,
+            client_address(request),
+            user_agent(request),
+            runtime.pages.language(request),
+        ),
+        limiter=runtime.password_checks,
+    )
+    # Every other session of mine ends; this browser's stays.
+    for session_id in await run_in_threadpool(runtime.sessions.sessions_of, account.identifier):
+        if session_id != session.id:
+            await end_sso_session(runtime, session_id)
+    return RedirectResponse(runtime.settings.url("account") + "?changed=1", status_code=303)
