@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     service_ticket_lifetime: int = Field(10, ge=1, le=300, description="ST/PT lifetime (s).")
     login_form_lifetime: int = Field(1800, ge=60, description="How long a login form stays usable.")
     ca_bundle: Path | None = Field(
-        None, description="CA bundle for outbound HTTPS (proxy callbacks); system CAs if unset."
+        None, description="CA bundle for outbound TLS (proxy callbacks, SMTP); system CAs if unset."
     )
     backchannel_timeout: float = Field(5.0, gt=0, description="Timeout of outbound calls (s).")
     default_language: Literal["fr", "en"] = "fr"

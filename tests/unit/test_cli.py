@@ -192,6 +192,57 @@ def test_accounts_import_of_a_file_not_in_utf8(database: str, tmp_path: Path) ->
     assert "sso: cannot read" in str(exited.value.code)
 
 
+def test_accounts_import_with_numen_gives_the_first_password(
+    database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    csv_file = tmp_path / "accounts.csv"
+    csv_file.write_text(
+        "identifier,surname,numen,birth_date,recovery_email\n"
+        "jdupont,Dupont,12e0123456abc,14/03/1982,jd@perso.test\n"
+        "bad,Bad,12E0123456ABCDEF,1982-03-14,\n"
+    )
+
+    assert main(["accounts", "import", str(csv_file)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("created 1,")
+    assert "line 3: invalid numen" in captured.err and "12E0123456ABCDEF" not in captured.err
+    assert main(["accounts", "import", str(csv_file)]) == 1
+    assert "unchanged 1" in capsys.readouterr().out  # re-import keeps the same account
+    engine = make_engine(database)
+    try:
+        from sso.accounts.store import MUST_CHANGE
+        from sso.config import Settings
+
+        store = AccountStore.from_settings(engine, Settings())
+        assert store.login("jdupont", "12E0123456ABC", kind="academic").status == MUST_CHANGE
+        assert store.find_by_numen("12E 0123456 ABC").identifier == "jdupont"
+    finally:
+        engine.dispose()
+
+
+def test_accounts_unlock(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = make_engine(database)
+    try:
+        from sso.accounts.importer import import_accounts
+        from sso.accounts.store import LOCKED
+
+        store = AccountStore(engine, PasswordHasher())
+        import_accounts(engine, store.hasher, "identifier,password\njdupont,s3cret\n")
+        outcomes = [store.login("jdupont", "wrong", kind="academic") for _ in range(3)]
+        assert outcomes[-1].status == LOCKED and outcomes[-1].locked_now
+        assert not authenticates(database, "jdupont", "s3cret")
+    finally:
+        engine.dispose()
+
+    assert main(["accounts", "unlock", "JDupont"]) == 0
+    assert capsys.readouterr().out == "jdupont unlocked\n"
+    assert authenticates(database, "jdupont", "s3cret")
+    assert main(["accounts", "unlock", "nobody"]) == 1
+
+
 # -- accounts set-password --------------------------------------------------------------------
 
 
@@ -362,7 +413,7 @@ def test_demo(
     assert main(["demo"]) == 0  # loading it again changes nothing
 
     out = capsys.readouterr().out
-    assert "created 3" in out and "unchanged 3" in out
+    assert "created 4" in out and "unchanged 4" in out
     assert "demo ready: open https://sso.test/demo/webmail" in out
     main(["services", "list"])
     assert "https://sso.test/demo/webmail" in capsys.readouterr().out
