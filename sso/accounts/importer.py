@@ -44,7 +44,7 @@ KNOWN_COLUMNS = (
     "recovery_email",
 )
 MAX_FIELD_LENGTH = 256
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _COLUMN_LIMITS = {
     "given_name": 128,
@@ -106,7 +106,7 @@ def _row_values(row: dict[str, str], hasher: PasswordHasher, numen_key: bytes) -
             raise ValueError(f"{column} longer than {limit} characters")
         values[column] = value
     for column in ("email", "recovery_email"):
-        if values[column] and not _EMAIL.fullmatch(values[column]):
+        if values[column] and not EMAIL.fullmatch(values[column]):
             raise ValueError(f"invalid {column} {values[column]!r}")
     if "birth_date" in row:
         values["birth_date"] = _birth_date(row.get("birth_date") or "")

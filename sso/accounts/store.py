@@ -181,6 +181,13 @@ class AccountStore:
             account.locked_until = None
         return account
 
+    def set_recovery_email(self, account_id: int, address: str) -> None:
+        """Store a confirmed recovery address."""
+        with self._sessions.begin() as db:
+            db.execute(
+                update(Account).where(Account.id == account_id).values(recovery_email=address)
+            )
+
     def change_password(self, account_id: int, password: str, *, temporary: bool = False) -> None:
         """Store a new password: the lock lifts, the forced change is done, and a temporary
         password (helpdesk) expires after ``temporary_password_days`` and must be changed."""

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from sso.accounts.importer import EMAIL
 from sso.accounts.models import Account
 from sso.accounts.policy import PasswordPolicy
-from sso.audit import events_of
+from sso.accounts.recovery import CONFIRM_EMAIL
+from sso.audit import RECOVERY_EMAIL_CHANGED, events_of, record
 from sso.login.cookies import csrf_ok, csrf_token, read_tgc, set_csrf_cookie
 from sso.login.password_change import password_problems, store_new_password
 from sso.login.routes import client_address, end_sso_session, user_agent
@@ -39,6 +41,7 @@ def _account_page(
     problems: list[str] | None = None,
     changed: bool = False,
     wrong_password: bool = False,
+    email_error: str = "",
     status_code: int = 200,
     events: list | None = None,
 ) -> Response:
@@ -54,6 +57,8 @@ def _account_page(
         problems=problems or [],
         changed=changed,
         wrong_password=wrong_password,
+        email_error=email_error,
+        email_sent=request.query_params.get("email") == "sent",
     )
     set_csrf_cookie(response, runtime.settings, new_cookie)
     return response
@@ -123,3 +128,89 @@ async def account_change_password(
         if session_id != session.id:
             await end_sso_session(runtime, session_id)
     return RedirectResponse(runtime.settings.url("account") + "?changed=1", status_code=303)
+
+
+@router.post("/account/recovery-email")
+async def account_recovery_email(
+    request: Request,
+    runtime: RuntimeDep,
+    current_password: str = Form("", max_length=1024),
+    recovery_email: str = Form("", max_length=320),
+    csrf_token: str = Form("", max_length=256),
+) -> Response:
+    """Set my recovery address: it takes effect once I follow the link mailed to it."""
+    if not csrf_ok(request, csrf_token, runtime.csrf):
+        return runtime.pages.message(request, "error.title", "error.csrf", 403)
+    holder = await _holder(request, runtime)
+    if holder is None:
+        return RedirectResponse(runtime.settings.url("login"), status_code=303)
+    _session, account = holder
+    address = recovery_email.strip()
+    right = await anyio.to_thread.run_sync(
+        partial(runtime.accounts.hasher.verify, current_password[:128], account.password_hash),
+        limiter=runtime.password_checks,
+    )
+    error = ""
+    if not right.ok:
+        error = "account.wrong_password"
+    elif len(address) > 254 or not EMAIL.fullmatch(address) or "\n" in address:
+        error = "account.invalid_email"
+    if error:
+        events = await run_in_threadpool(events_of, runtime.engine, account.id)
+        return _account_page(
+            request, runtime, account, events=events, email_error=error, status_code=400
+        )
+    await run_in_threadpool(
+        _send_confirmation, runtime, account, address, runtime.pages.language(request)
+    )
+    return RedirectResponse(runtime.settings.url("account") + "?email=sent", status_code=303)
+
+
+def _send_confirmation(runtime: Runtime, account: Account, address: str, language: str) -> None:
+    token = runtime.recovery.issue(
+        account.id, CONFIRM_EMAIL, runtime.settings.reset_link_lifetime, payload=address
+    )
+    mail = runtime.mails.compose(
+        "confirm_recovery_email",
+        language,
+        display_name=account.display_name or account.identifier,
+        identifier=account.identifier,
+        link=runtime.settings.url("account/confirm-email") + "?token=" + token,
+    )
+    # To the new address itself: following the link proves it is reachable and ours.
+    runtime.outbox.enqueue(address, mail.subject, mail.text, mail.html)
+
+
+@router.get("/account/confirm-email")
+async def confirm_recovery_email(
+    request: Request, runtime: RuntimeDep, token: str = ""
+) -> Response:
+    """The confirmation link: the address becomes the recovery address (once)."""
+    redeemed = await runtime.run_database(runtime.recovery.redeem, token[:128], CONFIRM_EMAIL)
+    account = (
+        await run_in_threadpool(runtime.accounts.get, redeemed.account_id) if redeemed else None
+    )
+    if redeemed is None or account is None:
+        return runtime.pages.message(
+            request, "recover.reset.invalid_title", "account.confirm_invalid", 400
+        )
+    await run_in_threadpool(runtime.accounts.set_recovery_email, account.id, redeemed.payload)
+    await run_in_threadpool(
+        partial(
+            record,
+            runtime.engine,
+            RECOVERY_EMAIL_CHANGED,
+            account_id=account.id,
+            identifier=account.identifier,
+            address=client_address(request),
+            user_agent=user_agent(request),
+        )
+    )
+    return runtime.pages.message(
+        request,
+        "account.confirmed_title",
+        "account.confirmed",
+        link=runtime.settings.url("account"),
+        link_key="account.link",
+        address=redeemed.payload,
+    )

@@ -490,3 +490,43 @@ def test_recovery_forms_need_their_csrf_token(client, academic):
     ):
         answer = client.post(path, data={"identifier": "cmartin", "numen": NUMEN})
         assert answer.status_code in (400, 403), (path, answer.status_code)
+
+
+def test_a_new_recovery_address_counts_once_confirmed_from_itself(
+    client, runtime, service, academic
+):
+    log_in(client, "cmartin", "Demo-Martin-2026x", service=SERVICE)
+    page = client.get("/account")
+    action, fields = read_form(page.text, "account-recovery-email")
+
+    wrong = client.post(
+        action,
+        data={**fields, "recovery_email": "new@perso.test", "current_password": "nope"},
+    )
+    invalid = client.post(
+        action,
+        data={
+            **fields,
+            "recovery_email": "not an address",
+            "current_password": "Demo-Martin-2026x",
+        },
+    )
+    sent = client.post(
+        action,
+        data={
+            **fields,
+            "recovery_email": "new@perso.test",
+            "current_password": "Demo-Martin-2026x",
+        },
+    )
+
+    assert wrong.status_code == invalid.status_code == 400
+    assert sent.status_code == 303
+    assert _account(runtime, "cmartin").recovery_email == "claire@perso.test"  # not yet
+    [mail] = _mails(runtime, "new@perso.test")
+    link = _link(mail.text_body, "account/confirm-email")
+    confirmed = client.get(link.removeprefix("https://sso.test"))
+    assert confirmed.status_code == 200 and "new@perso.test" in confirmed.text
+    assert _account(runtime, "cmartin").recovery_email == "new@perso.test"
+    assert "recovery_email_changed" in _events(runtime, "cmartin")
+    assert client.get(link.removeprefix("https://sso.test")).status_code == 400  # once
