@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import sso.accounts.models  # noqa: F401 - register the tables
+import sso.accounts.questions  # noqa: F401
 import sso.audit  # noqa: F401
 import sso.mail  # noqa: F401
 import sso.services.models  # noqa: F401

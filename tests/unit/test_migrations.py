@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import sso.accounts.models
+import sso.accounts.questions  # noqa: F401
 import sso.audit
 import sso.mail
 import sso.services.models
