@@ -27,6 +27,7 @@ from sso.db import make_engine
 from sso.demo.routes import router as demo_router
 from sso.login.account import router as account_router
 from sso.login.password_change import router as password_change_router
+from sso.login.questions import router as questions_router
 from sso.login.recovery import router as recovery_router
 from sso.login.routes import router as login_router
 from sso.login.runtime import Runtime
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(password_change_router, prefix=prefix)
     app.include_router(recovery_router, prefix=prefix)
     app.include_router(account_router, prefix=prefix)
+    app.include_router(questions_router, prefix=prefix)
     app.include_router(cas_router, prefix=prefix)
     if settings.demo:
         app.include_router(demo_router, prefix=prefix)
