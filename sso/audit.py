@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Integer, String, insert, select
+from sqlalchemy import JSON, Connection, Engine, Integer, String, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sso.db import Base, UtcDateTime, utcnow
@@ -45,7 +45,7 @@ class AuditEvent(Base):
 
 
 def record(
-    engine: Engine,
+    db: Engine | Connection,
     event: str,
     *,
     account_id: int | None = None,
@@ -54,19 +54,22 @@ def record(
     user_agent: str = "",
     **detail: Any,  # noqa: ANN401 - JSON-able values
 ) -> None:
-    """Append one event (blocking)."""
-    with engine.begin() as conn:
-        conn.execute(
-            insert(AuditEvent).values(
-                at=utcnow(),
-                account_id=account_id,
-                identifier=identifier[:64],
-                event=event,
-                address=address[:64],
-                user_agent=user_agent[:256],
-                detail=detail,
-            )
-        )
+    """Append one event (blocking): in its own transaction on an engine, or within the
+    caller's on a connection (so a login's bookkeeping is one write)."""
+    statement = insert(AuditEvent).values(
+        at=utcnow(),
+        account_id=account_id,
+        identifier=identifier[:64],
+        event=event,
+        address=address[:64],
+        user_agent=user_agent[:256],
+        detail=detail,
+    )
+    if isinstance(db, Connection):
+        db.execute(statement)
+        return
+    with db.begin() as conn:
+        conn.execute(statement)
 
 
 def events_of(engine: Engine, account_id: int, limit: int = 50) -> list[AuditEvent]:

@@ -6,7 +6,7 @@ address, browser), as the academies' webmail does. Only the cookie's digest is s
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,24 +38,23 @@ def set_device_cookie(response: Response, settings: Settings, value: str) -> Non
     )
 
 
-def remember_device(engine: Engine, account_id: int, cookie: str, user_agent: str) -> str:
-    """Record this login's device: "known", "new" (other devices seen before: notify) or
-    "first" (the account's first device ever: nothing to warn about)."""
+def remember_device(conn: Connection, account_id: int, cookie: str, user_agent: str) -> str:
+    """Record this login's device, within the caller's transaction: "known", "new" (other
+    devices seen before: notify) or "first" (the account's first device: nothing to warn of)."""
     digest = token_digest(cookie)
     now = utcnow()
-    with engine.begin() as conn:
-        seen = conn.execute(
-            update(KnownDevice)
-            .where(KnownDevice.account_id == account_id, KnownDevice.device_hash == digest)
-            .values(last_seen_at=now)
-        ).rowcount
-        if seen:
-            return "known"
-        others = conn.execute(
-            select(KnownDevice.id).where(KnownDevice.account_id == account_id).limit(1)
-        ).first()
+    seen = conn.execute(
+        update(KnownDevice)
+        .where(KnownDevice.account_id == account_id, KnownDevice.device_hash == digest)
+        .values(last_seen_at=now)
+    ).rowcount
+    if seen:
+        return "known"
+    others = conn.execute(
+        select(KnownDevice.id).where(KnownDevice.account_id == account_id).limit(1)
+    ).first()
     try:
-        with engine.begin() as conn:
+        with conn.begin_nested():  # a savepoint: a lost race must not undo the caller's work
             conn.execute(
                 insert(KnownDevice).values(
                     account_id=account_id,

@@ -182,18 +182,8 @@ async def finish_login(
     authentication = _authentication(account)
     device = device_cookie(request)
     address, agent = client_address(request), user_agent(request)
-    seen = await run_in_threadpool(remember_device, runtime.engine, account.id, device, agent)
-    await run_in_threadpool(
-        partial(
-            record,
-            runtime.engine,
-            LOGIN_SUCCEEDED,
-            account_id=account.id,
-            identifier=account.identifier,
-            address=address,
-            user_agent=agent,
-            service=pending_request.relying_party[:256],
-        )
+    seen = await runtime.run_database(
+        _record_login, runtime, account, device, address, agent, pending_request.relying_party
     )
     if seen == "new":
         await run_in_threadpool(
@@ -206,17 +196,6 @@ async def finish_login(
                 when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
                 address=address,
                 browser=agent,
-            )
-        )
-        await run_in_threadpool(
-            partial(
-                record,
-                runtime.engine,
-                NEW_DEVICE,
-                account_id=account.id,
-                identifier=account.identifier,
-                address=address,
-                user_agent=agent,
             )
         )
     tgc = read_tgc(request)
@@ -238,6 +217,22 @@ async def finish_login(
         set_tgc(response, runtime.settings, cookie)
     set_device_cookie(response, runtime.settings, device)
     return response
+
+
+def _record_login(
+    runtime: Runtime, account: Account, device: str, address: str, agent: str, service: str
+) -> str:
+    """A successful login's bookkeeping in one transaction (one turn of SQLite's writer
+    queue): the device, and the audit events. Returns what ``remember_device`` saw."""
+    where = {"account_id": account.id, "identifier": account.identifier}
+    with runtime.engine.begin() as conn:
+        seen = remember_device(conn, account.id, device, agent)
+        record(
+            conn, LOGIN_SUCCEEDED, address=address, user_agent=agent, service=service[:256], **where
+        )
+        if seen == "new":
+            record(conn, NEW_DEVICE, address=address, user_agent=agent, **where)
+    return seen
 
 
 async def end_sessions_of(runtime: Runtime, subject: str) -> None:
