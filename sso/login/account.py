@@ -17,7 +17,11 @@ from sso.accounts.policy import PasswordPolicy
 from sso.accounts.recovery import CONFIRM_EMAIL
 from sso.audit import RECOVERY_EMAIL_CHANGED, events_of, record
 from sso.login.cookies import csrf_ok, csrf_token, read_tgc, set_csrf_cookie
-from sso.login.password_change import password_problems, store_new_password
+from sso.login.password_change import (
+    password_is_current,
+    password_problems,
+    store_new_password,
+)
 from sso.login.routes import client_address, end_sso_session, user_agent
 from sso.login.runtime import Runtime, RuntimeDep
 from sso.sessions.registry import SsoSession
@@ -25,7 +29,8 @@ from sso.sessions.registry import SsoSession
 router = APIRouter()
 
 
-async def _holder(request: Request, runtime: Runtime) -> tuple[SsoSession, Account] | None:
+async def account_holder(request: Request, runtime: Runtime) -> tuple[SsoSession, Account] | None:
+    """The SSO session of this browser and its account, or None (not logged in)."""
     session = await runtime.run_database(runtime.sessions.find_session, read_tgc(request))
     if session is None:
         return None
@@ -67,7 +72,7 @@ def _account_page(
 @router.get("/account")
 async def account_page(request: Request, runtime: RuntimeDep) -> Response:
     """Who I am, my recent activity, and a form to change my password."""
-    holder = await _holder(request, runtime)
+    holder = await account_holder(request, runtime)
     if holder is None:
         return RedirectResponse(runtime.settings.url("login"), status_code=303)
     _session, account = holder
@@ -89,15 +94,15 @@ async def account_change_password(
     """Change my password: the current one proves it is me; my other sessions end."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    holder = await _holder(request, runtime)
+    holder = await account_holder(request, runtime)
     if holder is None:
         return RedirectResponse(runtime.settings.url("login"), status_code=303)
     session, account = holder
     right = await anyio.to_thread.run_sync(
-        partial(runtime.accounts.hasher.verify, current_password[:128], account.password_hash),
+        partial(password_is_current, runtime, account, current_password),
         limiter=runtime.password_checks,
     )
-    if not right.ok:
+    if not right:
         events = await run_in_threadpool(events_of, runtime.engine, account.id)
         return _account_page(
             request, runtime, account, events=events, wrong_password=True, status_code=400
@@ -141,17 +146,17 @@ async def account_recovery_email(
     """Set my recovery address: it takes effect once I follow the link mailed to it."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    holder = await _holder(request, runtime)
+    holder = await account_holder(request, runtime)
     if holder is None:
         return RedirectResponse(runtime.settings.url("login"), status_code=303)
     _session, account = holder
     address = recovery_email.strip()
     right = await anyio.to_thread.run_sync(
-        partial(runtime.accounts.hasher.verify, current_password[:128], account.password_hash),
+        partial(password_is_current, runtime, account, current_password),
         limiter=runtime.password_checks,
     )
     error = ""
-    if not right.ok:
+    if not right:
         error = "account.wrong_password"
     elif len(address) > 254 or not EMAIL.fullmatch(address) or "\n" in address:
         error = "account.invalid_email"

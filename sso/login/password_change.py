@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from sso.accounts.models import Account
 from sso.accounts.policy import PasswordPolicy
+from sso.accounts.store import MAX_PASSWORD_LENGTH
 from sso.audit import PASSWORD_CHANGED, record
 from sso.db import utcnow
 from sso.login.cookies import csrf_ok
@@ -37,6 +38,14 @@ def contains_numen(runtime: Runtime, account: Account, password: str) -> bool:
     )
 
 
+def password_is_current(runtime: Runtime, account: Account, password: str) -> bool:
+    """Whether ``password`` is the account's current one (blocking: argon2id). Beyond the
+    length limit it never is, as at the login door: a cut password would match a prefix."""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return False
+    return runtime.accounts.hasher.verify(password, account.password_hash).ok
+
+
 def password_problems(
     runtime: Runtime, account: Account, password: str, confirmation: str
 ) -> list[str]:
@@ -52,24 +61,35 @@ def password_problems(
     )
     if contains_numen(runtime, account, password) and "policy.contains_numen" not in problems:
         problems.append("policy.contains_numen")
-    if not problems and runtime.accounts.hasher.verify(password, account.password_hash).ok:
+    if not problems and password_is_current(runtime, account, password):
         problems.append("password_change.same")
     return problems
 
 
 def store_new_password(
-    runtime: Runtime, account: Account, password: str, address: str, agent: str, language: str
+    runtime: Runtime,
+    account: Account,
+    password: str,
+    address: str,
+    agent: str,
+    language: str,
+    *,
+    event: str = PASSWORD_CHANGED,
+    **detail: str,
 ) -> None:
-    """Save the password, log it and tell the holder by mail (blocking)."""
+    """Save the password (which unlocks the account and voids its outstanding recovery
+    tokens), log ``event`` and tell the holder by mail (blocking). Every way to a new
+    password ends here: the forced change, the account page, and the recoveries."""
     runtime.accounts.change_password(account.id, password)
     runtime.recovery.void(account.id)
     record(
         runtime.engine,
-        PASSWORD_CHANGED,
+        event,
         account_id=account.id,
         identifier=account.identifier,
         address=address,
         user_agent=agent,
+        **detail,
     )
     send_notice(
         runtime,

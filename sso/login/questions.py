@@ -33,12 +33,16 @@ from sso.accounts.questions import QUESTION_COUNT, IdentityQuestions
 from sso.accounts.recovery import RECOVERY_CODE
 from sso.audit import PASSWORD_RESET, QUESTIONS_SET, AuditEvent, record
 from sso.db import utcnow
-from sso.login.account import _holder
+from sso.login.account import account_holder
 from sso.login.cookies import csrf_ok
 from sso.login.notices import send_notice
 from sso.login.page import password_fingerprint
-from sso.login.password_change import password_problems
-from sso.login.recovery import _form_page, _throttled
+from sso.login.password_change import (
+    password_is_current,
+    password_problems,
+    store_new_password,
+)
+from sso.login.recovery import form_page, recovery_throttled
 from sso.login.routes import client_address, end_sessions_of, user_agent
 from sso.login.runtime import Runtime, RuntimeDep
 from sso.security.signed import InvalidSignedToken
@@ -113,7 +117,7 @@ def _set_page(
     error: str = "",
     status_code: int = 200,
 ) -> Response:
-    return _form_page(
+    return form_page(
         request,
         runtime,
         "questions_set.html",
@@ -130,7 +134,7 @@ def _set_page(
 @router.get("/account/questions")
 async def questions_form(request: Request, runtime: RuntimeDep) -> Response:
     """My three questions (never their answers), to replace them."""
-    holder = await _holder(request, runtime)
+    holder = await account_holder(request, runtime)
     if holder is None:
         return RedirectResponse(runtime.settings.url("login"), status_code=303)
     _session, account = holder
@@ -147,7 +151,7 @@ def _save(
     agent: str,
 ) -> str:
     """Check the password, store the questions (blocking); a locale key when refused."""
-    if not runtime.accounts.hasher.verify(current_password[:128], account.password_hash).ok:
+    if not password_is_current(runtime, account, current_password):
         return "account.wrong_password"
     try:
         _store(runtime).set(account.id, pairs)
@@ -180,7 +184,7 @@ async def questions_save(
     """Replace my questions and answers: the current password proves it is me."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    holder = await _holder(request, runtime)
+    holder = await account_holder(request, runtime)
     if holder is None:
         return RedirectResponse(runtime.settings.url("login"), status_code=303)
     _session, account = holder
@@ -206,7 +210,7 @@ async def questions_save(
 @router.get("/recover/questions")
 async def recover_form(request: Request, runtime: RuntimeDep) -> Response:
     """The identifier whose questions to answer."""
-    return _form_page(request, runtime, "questions_recover.html")
+    return form_page(request, runtime, "questions_recover.html")
 
 
 def _questions_of(runtime: Runtime, identifier: str) -> list[str]:
@@ -228,14 +232,14 @@ async def recover_questions(
     """The three questions to answer: the account's, or decoys looking just the same."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    if await _throttled(request, runtime):
+    if await recovery_throttled(request, runtime):
         return runtime.pages.message(request, "error.title", "login.throttled", 429)
     identifier = normalize_identifier(identifier)[:MAX_IDENTIFIER_LENGTH]
     questions = await run_in_threadpool(_questions_of, runtime, identifier)
     token = runtime.signer.sign(
         ANSWER_STEP, {"i": identifier}, runtime.settings.recovery_code_lifetime
     )
-    return _form_page(request, runtime, "questions_answer.html", questions=questions, token=token)
+    return form_page(request, runtime, "questions_answer.html", questions=questions, token=token)
 
 
 def send_code_if_right(
@@ -287,7 +291,7 @@ def _code_page(
     problems: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    return _form_page(
+    return form_page(
         request,
         runtime,
         "questions_code.html",
@@ -351,32 +355,6 @@ async def recover_answer(
     return _code_page(request, runtime, code_token)
 
 
-def _reset(
-    runtime: Runtime, account: Account, password: str, address: str, agent: str, language: str
-) -> None:
-    """Store the new password, log it and tell the holder (blocking)."""
-    runtime.accounts.change_password(account.id, password)  # unlocks too
-    runtime.recovery.void(account.id)
-    record(
-        runtime.engine,
-        PASSWORD_RESET,
-        account_id=account.id,
-        identifier=account.identifier,
-        address=address,
-        user_agent=agent,
-        method="questions",
-    )
-    send_notice(
-        runtime,
-        account,
-        "password_changed",
-        language,
-        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
-        address=address,
-        reset_url=runtime.settings.url("recover/password"),
-    )
-
-
 def _accepted_before(runtime: Runtime, account: Account, accepted: str) -> bool:
     """Whether this account's code was accepted already (the new password was refused)."""
     try:
@@ -434,13 +412,15 @@ async def recover_reset(
         )
     await anyio.to_thread.run_sync(
         partial(
-            _reset,
+            store_new_password,
             runtime,
             account,
             new_password,
             address,
             user_agent(request),
             runtime.pages.language(request),
+            event=PASSWORD_RESET,
+            method="questions",
         ),
         limiter=runtime.password_checks,
     )

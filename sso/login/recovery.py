@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import unicodedata
 from functools import partial
 
 import anyio.to_thread
@@ -21,26 +20,26 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sso.accounts.models import Account
-from sso.accounts.policy import PasswordPolicy
+from sso.accounts.policy import PasswordPolicy, fold
 from sso.accounts.recovery import RESET_PASSWORD
 from sso.audit import IDENTIFIER_REMINDED, PASSWORD_RESET, RESET_REQUESTED, record
-from sso.db import utcnow
 from sso.login.cookies import csrf_ok, csrf_token, set_csrf_cookie
 from sso.login.notices import send_notice
-from sso.login.password_change import password_problems
+from sso.login.password_change import password_problems, store_new_password
 from sso.login.routes import client_address, end_sessions_of, user_agent
 from sso.login.runtime import Runtime, RuntimeDep
 
 router = APIRouter()
 
 
-def _form_page(
+def form_page(
     request: Request,
     runtime: Runtime,
     template: str,
     status_code: int = 200,
     **context: object,
 ) -> Response:
+    """A page with a form: its CSRF token, and the CSRF cookie when the browser has none."""
     token, new_cookie = csrf_token(request, runtime.csrf)
     response = runtime.pages.render(
         request, template, status_code=status_code, csrf_token=token, **context
@@ -49,13 +48,12 @@ def _form_page(
     return response
 
 
-def _folded(text: str) -> str:
-    """Case- and accent-insensitive form of a name, as people type them."""
-    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+def _name_key(name: str) -> bytes:
+    """A name as people type it: case, accents and spacing ignored."""
+    return " ".join(fold(name).split()).encode()
 
 
-async def _throttled(request: Request, runtime: Runtime) -> bool:
+async def recovery_throttled(request: Request, runtime: Runtime) -> bool:
     """Recovery requests count against the address like failed logins: guessing NUMENs is
     as slow as guessing passwords."""
     address = client_address(request)
@@ -69,7 +67,7 @@ async def _throttled(request: Request, runtime: Runtime) -> bool:
 @router.get("/recover/password")
 async def forgot_password_form(request: Request, runtime: RuntimeDep) -> Response:
     """Identifier and NUMEN, to receive a reset link."""
-    return _form_page(request, runtime, "recover_password.html")
+    return form_page(request, runtime, "recover_password.html")
 
 
 def send_reset_link(
@@ -112,7 +110,7 @@ async def forgot_password(
     """The same answer whatever was typed; the link, if any, is sent afterwards."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    if await _throttled(request, runtime):
+    if await recovery_throttled(request, runtime):
         return runtime.pages.message(request, "error.title", "login.throttled", 429)
     background.add_task(
         run_in_threadpool,
@@ -163,7 +161,7 @@ def _reset_page(
     problems: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    return _form_page(
+    return form_page(
         request,
         runtime,
         "reset_password.html",
@@ -186,25 +184,7 @@ def _reset(
     account = runtime.accounts.get(redeemed.account_id)
     if account is None:
         return None
-    runtime.accounts.change_password(account.id, password)  # unlocks too
-    runtime.recovery.void(account.id)
-    record(
-        runtime.engine,
-        PASSWORD_RESET,
-        account_id=account.id,
-        identifier=account.identifier,
-        address=address,
-        user_agent=agent,
-    )
-    send_notice(
-        runtime,
-        account,
-        "password_changed",
-        language,
-        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
-        address=address,
-        reset_url=runtime.settings.url("recover/password"),
-    )
+    store_new_password(runtime, account, password, address, agent, language, event=PASSWORD_RESET)
     return account
 
 
@@ -260,7 +240,7 @@ async def reset_password(
 @router.get("/recover/identifier")
 async def forgot_identifier_form(request: Request, runtime: RuntimeDep) -> Response:
     """NUMEN, surname and date of birth, to receive the identifier."""
-    return _form_page(request, runtime, "recover_identifier.html")
+    return form_page(request, runtime, "recover_identifier.html")
 
 
 def send_identifier(
@@ -280,7 +260,7 @@ def send_identifier(
         born = dt.date.fromisoformat(birth_date.strip())
     except ValueError:
         return
-    same_name = hmac.compare_digest(_folded(surname).encode(), _folded(account.surname).encode())
+    same_name = hmac.compare_digest(_name_key(surname), _name_key(account.surname))
     if not same_name or born != account.birth_date:
         return
     send_notice(
@@ -314,7 +294,7 @@ async def forgot_identifier(
     """The same answer whatever was typed; the identifier, if any, is sent afterwards."""
     if not csrf_ok(request, csrf_token, runtime.csrf):
         return runtime.pages.message(request, "error.title", "error.csrf", 403)
-    if await _throttled(request, runtime):
+    if await recovery_throttled(request, runtime):
         return runtime.pages.message(request, "error.title", "login.throttled", 429)
     background.add_task(
         run_in_threadpool,
