@@ -3,8 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # Debian packages the test suite starts or drives: a PostgreSQL server, the browser, the PHP
-# CAS client (phpCAS, as Moodle uses it), the load generator of the benchmarks.
-SYSTEM_PACKAGES := postgresql chromium php-cli php-cas php-curl php-xml php-mbstring wrk
+# CAS client (phpCAS, as Moodle uses it), the load generator of the benchmarks, xmlsec1 (the
+# SAML signing fallback, compared in bench/saml_sso.py).
+SYSTEM_PACKAGES := postgresql chromium php-cli php-cas php-curl php-xml php-mbstring wrk xmlsec1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ENV := SSO_DEMO=true
 

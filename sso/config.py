@@ -108,6 +108,42 @@ class Settings(BaseSettings):
         400, ge=1, description="Life of the cookie that recognises a known device."
     )
 
+    # SAML 2.0 identity provider (sso/protocols/saml).
+    saml_entity_id: str = Field(
+        "", description="Our SAML entityID; base_url + 'saml/metadata' when empty."
+    )
+    saml_key_file: Path | None = Field(
+        None, description="Signing key (PEM); generated under var_dir/saml/ when unset."
+    )
+    saml_cert_file: Path | None = Field(
+        None, description="Its certificate (PEM); generated with the key when unset."
+    )
+    saml_next_cert_file: Path | None = Field(
+        None,
+        description="Rollover: the next certificate, published in metadata before it is used.",
+    )
+    saml_crypto_backend: Literal["inprocess", "xmlsec1"] = Field(
+        "inprocess", description="Who signs and encrypts: the xmlsec binding, or xmlsec1."
+    )
+    saml_sign_metadata: bool = Field(True, description="Sign our metadata document.")
+    saml_metadata_valid_days: int = Field(
+        7, ge=1, le=365, description="validUntil of our metadata, in days from now."
+    )
+    saml_name: str = Field(
+        "Authentification académique", description="Display name of our IdP (mdui)."
+    )
+    saml_logo_url: str = Field("", description="Logo of our IdP in metadata (mdui); none if empty.")
+    saml_encrypt_assertions: bool = Field(
+        False,
+        description="Encrypt assertions (AES-GCM) to every SP that publishes an encryption key.",
+    )
+    saml_response_lifetime: int = Field(
+        300, ge=30, le=3600, description="NotOnOrAfter of assertions, seconds from issue."
+    )
+    saml_scope: str = Field(
+        "", description="Scope of ePPN and scoped affiliations; base_url's host when empty."
+    )
+
     @property
     def mail_transport(self) -> str:
         """Where mail goes: the setting, else a maildir in demo mode and SMTP otherwise."""
