@@ -8,7 +8,9 @@ import sso.accounts.models  # noqa: F401 - register the tables
 import sso.accounts.questions  # noqa: F401
 import sso.audit  # noqa: F401
 import sso.mail  # noqa: F401
+import sso.protocols.saml.models  # noqa: F401
 import sso.services.models  # noqa: F401
+import sso.services.saml_models  # noqa: F401
 import sso.sessions.models  # noqa: F401
 from sso.db import Base, make_engine
 
