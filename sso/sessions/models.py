@@ -73,5 +73,8 @@ class ServiceLoginRow(Base):
     protocol: Mapped[str] = mapped_column(String(8), default="cas")
     service: Mapped[str] = mapped_column(Text)
     logout_url: Mapped[str] = mapped_column(Text)
-    ticket: Mapped[str] = mapped_column(String(128))
+    ticket: Mapped[str] = mapped_column(String(128))  # CAS: the ST; SAML: the SessionIndex
+    # SAML only: the NameID the SP received, which its LogoutRequest must name.
+    name_id: Mapped[str | None] = mapped_column(Text)
+    name_id_format: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

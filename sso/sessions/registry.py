@@ -96,7 +96,9 @@ class LogoutTarget:
     protocol: str
     service: str
     logout_url: str
-    ticket: str
+    ticket: str  # CAS: the service ticket; SAML: the SessionIndex
+    name_id: str = ""  # SAML: the NameID the SP knows the user by
+    name_id_format: str = ""
 
 
 class SessionRegistry(Protocol):
@@ -129,6 +131,11 @@ class SessionRegistry(Protocol):
     def record_service_login(
         self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
     ) -> None: ...
+    def record_logout_target(self, session_id: str, target: LogoutTarget) -> None: ...
+    def logout_targets(self, session_id: str) -> list[LogoutTarget]: ...
+    def session_of_logout_target(
+        self, protocol: str, service: str, ticket: str
+    ) -> str | None: ...
     def purge_expired(self) -> int: ...
 
 
@@ -149,7 +156,20 @@ def _service_login(session_id: str, target: LogoutTarget) -> dict[str, str]:
         "service": target.service,
         "logout_url": target.logout_url,
         "ticket": target.ticket,
+        "name_id": target.name_id or None,
+        "name_id_format": target.name_id_format or None,
     }
+
+
+def _logout_target(row: Any) -> LogoutTarget:
+    return LogoutTarget(
+        protocol=row.protocol,
+        service=row.service,
+        logout_url=row.logout_url,
+        ticket=row.ticket,
+        name_id=row.name_id or "",
+        name_id_format=row.name_id_format or "",
+    )
 
 
 class SqlSessionRegistry:
@@ -250,9 +270,7 @@ class SqlSessionRegistry:
         """Delete a session with its tickets; returns the services to notify."""
         with self._engine.begin() as conn:
             targets = [
-                LogoutTarget(
-                    protocol=r.protocol, service=r.service, logout_url=r.logout_url, ticket=r.ticket
-                )
+                _logout_target(r)
                 for r in conn.execute(
                     select(ServiceLoginRow).where(ServiceLoginRow.session_id == session_id)
                 )
@@ -402,11 +420,36 @@ class SqlSessionRegistry:
         self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
     ) -> None:
         """Remember that ``service`` joined the session, for single logout."""
-        target = LogoutTarget(
-            protocol=protocol, service=service, logout_url=logout_url, ticket=ticket
+        self.record_logout_target(
+            session_id,
+            LogoutTarget(protocol=protocol, service=service, logout_url=logout_url, ticket=ticket),
         )
+
+    def record_logout_target(self, session_id: str, target: LogoutTarget) -> None:
+        """Remember a relying party that joined the session, with what its logout needs."""
         with self._engine.begin() as conn:
             conn.execute(_INSERT_SERVICE_LOGIN, _service_login(session_id, target))
+
+    def logout_targets(self, session_id: str) -> list[LogoutTarget]:
+        """The relying parties that joined a live session."""
+        with self._engine.connect() as conn:
+            return [
+                _logout_target(r)
+                for r in conn.execute(
+                    select(ServiceLoginRow).where(ServiceLoginRow.session_id == session_id)
+                )
+            ]
+
+    def session_of_logout_target(self, protocol: str, service: str, ticket: str) -> str | None:
+        """The session a relying party joined under ``ticket`` (a SAML SessionIndex)."""
+        with self._engine.connect() as conn:
+            return conn.scalar(
+                select(ServiceLoginRow.session_id).where(
+                    ServiceLoginRow.protocol == protocol,
+                    ServiceLoginRow.service == service,
+                    ServiceLoginRow.ticket == ticket,
+                )
+            )
 
     def purge_expired(self) -> int:
         """Delete expired tickets and ended sessions (with their children); returns the count."""

@@ -17,6 +17,7 @@ import sso.accounts.models
 import sso.accounts.questions  # noqa: F401
 import sso.audit
 import sso.mail
+import sso.protocols.saml.models
 import sso.services.models
 import sso.sessions.models  # noqa: F401 - every model module registers its tables
 from sso.db import Base, make_engine
