@@ -209,7 +209,7 @@ def certificate_base64(cert_pem: bytes) -> str:
 def sign(
     document: bytes,
     key_pem: bytes,
-    cert_pem: bytes,
+    cert_pem: bytes | None,
     element_id: str,
     *,
     id_attribute: str = "ID",
@@ -219,7 +219,7 @@ def sign(
     A ``<ds:Signature>`` template already among the element's children (pysaml2 places one) is
     filled in as it is; otherwise one is added: exc-c14n, RSA-SHA256, SHA-256, the certificate in
     ``KeyInfo/X509Data``, right after ``<saml:Issuer>`` where SAML's schema wants it (SAML core
-    §5.4.1), else as the first child.
+    §5.4.1), else as the first child. ``cert_pem`` may be None only when there is a template.
     """
     root = parse(document, XmlSignatureError)
     element = _ids(root, id_attribute).get(element_id)
@@ -237,6 +237,8 @@ def sign(
         ]
         if uris != [f"#{element_id}"]:
             raise XmlSignatureError(f"the signature template must reference #{element_id} only")
+    elif cert_pem is None:
+        raise XmlSignatureError("no signature template, and no certificate to build one with")
     else:
         signature = _signature_template(element, element_id, cert_pem)
     context = xmlsec.SignatureContext()
