@@ -4,8 +4,9 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 # Debian packages the test suite starts or drives: a PostgreSQL server, the browser, the PHP
 # CAS client (phpCAS, as Moodle uses it), the load generator of the benchmarks, xmlsec1 (the
-# SAML signing fallback, compared in bench/saml_sso.py).
-SYSTEM_PACKAGES := postgresql chromium php-cli php-cas php-curl php-xml php-mbstring wrk xmlsec1
+# SAML signing fallback, compared in bench/saml_sso.py), Lasso (the SAML SP library of
+# mod_auth_mellon, a second SP implementation in tests/interop/saml/lasso_sp.py).
+SYSTEM_PACKAGES := postgresql chromium php-cli php-cas php-curl php-xml php-mbstring wrk xmlsec1 python3-lasso
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ENV := SSO_DEMO=true
 
