@@ -144,6 +144,28 @@ class Settings(BaseSettings):
         "", description="Scope of ePPN and scoped affiliations; base_url's host when empty."
     )
 
+    # SAML service provider registry (sso/services/saml_registry.py).
+    saml_sp_cache_seconds: float = Field(
+        2.0, ge=0, description="How long each worker caches the approved SAML SPs."
+    )
+    saml_sp_metadata_max_bytes: int = Field(
+        1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="Largest SP metadata accepted."
+    )
+    saml_sp_refresh_seconds: int = Field(
+        3600, ge=60, description="Longest delay between two refreshes of SP metadata by URL."
+    )
+    saml_sp_refresh_min_seconds: int = Field(
+        300, ge=10, description="Shortest delay between refreshes, and the retry after a failure."
+    )
+    saml_sp_registration_limit: int = Field(
+        10, ge=1, description="SP registrations one client address may submit per window."
+    )
+    saml_sp_registration_window_seconds: int = Field(3600, ge=1, description="That window (s).")
+    saml_sp_registration_private_urls: bool = Field(
+        False,
+        description="Let public registrations name metadata URLs on private addresses (tests).",
+    )
+
     @property
     def mail_transport(self) -> str:
         """Where mail goes: the setting, else a maildir in demo mode and SMTP otherwise."""
