@@ -36,10 +36,15 @@ from sso.protocols.cas.logout import SingleLogout
 from sso.protocols.cas.routes import PROTOCOL as CAS
 from sso.protocols.cas.routes import complete_login as complete_cas_login
 from sso.protocols.cas.routes import router as cas_router
+from sso.protocols.saml.routes import PROTOCOL as SAML
+from sso.protocols.saml.routes import complete_login as complete_saml_login
+from sso.protocols.saml.routes import router as saml_router
+from sso.protocols.saml.state import build_saml_state
 from sso.security.csrf import CsrfProtection
 from sso.security.passwords import hashes_at_once
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
+from sso.services.saml_registry import SamlSpRegistry
 from sso.sessions.registry import SqlSessionRegistry
 from sso.web.mails import Mails
 from sso.web.pages import Pages
@@ -81,6 +86,15 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         outbox=Outbox(engine),
         mails=Mails(settings),
+        saml_sps=SamlSpRegistry(
+            engine,
+            settings.saml_sp_cache_seconds,
+            http=httpx.Client(verify=verify, timeout=timeout, follow_redirects=False),
+            max_bytes=settings.saml_sp_metadata_max_bytes,
+            refresh_seconds=settings.saml_sp_refresh_seconds,
+            min_refresh_seconds=settings.saml_sp_refresh_min_seconds,
+            allow_private_urls=settings.saml_sp_registration_private_urls,
+        ),
     )
 
 
@@ -98,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = build_runtime(settings)
     single_logout = SingleLogout(runtime.async_backchannel)
     runtime.completions[CAS] = complete_cas_login
+    runtime.completions[SAML] = complete_saml_login
+    app_saml = build_saml_state(settings, runtime.engine, runtime.saml_sps)
     runtime.logout_notifiers[CAS] = single_logout.notify
     mail_sender = MailSender(runtime.engine, settings)
     runtime.outbox.set_waker(mail_sender.wake)
@@ -125,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     app.state.runtime = runtime
+    app.state.saml = app_saml
     prefix = settings.base_path.rstrip("/")
     app.include_router(login_router, prefix=prefix)
     app.include_router(password_change_router, prefix=prefix)
@@ -132,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(account_router, prefix=prefix)
     app.include_router(questions_router, prefix=prefix)
     app.include_router(cas_router, prefix=prefix)
+    app.include_router(saml_router, prefix=prefix)
     if settings.demo:
         app.include_router(demo_router, prefix=prefix)
     app.mount(

@@ -22,6 +22,7 @@ from sso.mail import Outbox
 from sso.security.csrf import CsrfProtection
 from sso.security.signed import TokenSigner
 from sso.services.registry import ServiceRegistry
+from sso.services.saml_registry import SamlSpRegistry
 from sso.sessions.registry import LogoutTarget, SessionRegistry, SsoSession
 from sso.web.mails import Mails
 from sso.web.pages import Pages
@@ -55,6 +56,7 @@ class Runtime:
     password_checks: anyio.CapacityLimiter
     outbox: Outbox  # mails wait there for the sender (sso.mail)
     mails: Mails  # composes them in the user's language
+    saml_sps: SamlSpRegistry  # the SAML service providers, registered and approved
     completions: dict[str, Completion] = field(default_factory=dict)
     logout_notifiers: dict[str, LogoutNotifier] = field(default_factory=dict)
 

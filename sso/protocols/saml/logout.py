@@ -1,0 +1,181 @@
+"""Single Logout (SAML profiles 4.4): an SP's LogoutRequest ends the SSO session, CAS side
+included; the other SAML SPs of the session are told through the browser (front channel,
+one hidden frame each, as Shibboleth's IdP does); then the SP that asked gets its
+LogoutResponse."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
+from saml2.s_utils import sid
+from saml2.sigver import pre_signature_part, signed_instance_factory
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from sso.protocols.saml.bindings import (
+    RedirectMessage,
+    signed_redirect_query,
+    verify_redirect_signature,
+)
+from sso.protocols.saml.errors import SamlRequestError
+from sso.protocols.saml.idp import IdentityProvider
+from sso.protocols.saml.replay import SeenMessages
+from sso.protocols.saml.requests import issuer_of, known_sp, transport_form
+from sso.protocols.saml.responses import ENTITY, SUCCESS, saml_instant
+from sso.services.saml_metadata import Endpoint
+from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
+from sso.sessions.registry import LogoutTarget
+
+
+@dataclass(frozen=True)
+class LogoutRequestIn:
+    """An SP's LogoutRequest we accepted."""
+
+    sp: SamlServiceProvider
+    request_id: str
+    name_id: str
+    session_indexes: tuple[str, ...]
+    binding: str  # the binding it came by, which the response goes back by when possible
+
+
+def _issuer(idp: IdentityProvider) -> saml.Issuer:
+    return saml.Issuer(text=idp.entity_id, format=ENTITY)
+
+
+def read_logout_request(
+    idp: IdentityProvider,
+    registry: SamlSpRegistry,
+    seen: SeenMessages,
+    *,
+    xml: bytes,
+    redirect: RedirectMessage | None,
+) -> LogoutRequestIn:
+    """Check an SP's LogoutRequest; it must be signed (profiles 4.4.4.1), by one of the
+    certificates of the SP's metadata."""
+    sp = known_sp(registry, idp, issuer_of(xml))
+    try:
+        parsed = idp.server.parse_logout_request(*transport_form(xml, redirect))
+    except Exception as exc:  # pysaml2 raises many unrelated types for a bad request
+        raise SamlRequestError(f"the LogoutRequest was refused: {exc}") from exc
+    request = parsed.message if parsed is not None else None
+    if request is None or not request.id:
+        raise SamlRequestError("the LogoutRequest could not be read")
+    signed = request.signature is not None  # pysaml2 verified it against the metadata
+    if redirect is not None and redirect.signature is not None:
+        if not verify_redirect_signature(redirect, list(sp.metadata.signing_certs)):
+            raise SamlRequestError("the LogoutRequest's signature does not verify")
+        signed = True
+    if not signed:
+        raise SamlRequestError("a LogoutRequest must be signed")
+    if request.name_id is None or not request.name_id.text:
+        raise SamlRequestError("the LogoutRequest names no NameID")
+    if not seen.first_time(sp.entity_id, request.id):
+        raise SamlRequestError("this LogoutRequest was already received: a replay")
+    return LogoutRequestIn(
+        sp=sp,
+        request_id=request.id,
+        name_id=request.name_id.text.strip(),
+        session_indexes=tuple(i.text.strip() for i in request.session_index if i.text),
+        binding=BINDING_HTTP_REDIRECT if redirect is not None else BINDING_HTTP_POST,
+    )
+
+
+def matches(target: LogoutTarget, request: LogoutRequestIn) -> bool:
+    """Whether a session's record of an SP is what the SP's LogoutRequest names."""
+    return (
+        target.protocol == "saml"
+        and target.service == request.sp.entity_id
+        and target.name_id == request.name_id
+        and (not request.session_indexes or target.ticket in request.session_indexes)
+    )
+
+
+def _endpoint(sp: SamlServiceProvider, preferred: str) -> Endpoint | None:
+    endpoints = [
+        e
+        for e in sp.metadata.single_logout_services
+        if e.binding in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)
+    ]
+    for endpoint in endpoints:
+        if endpoint.binding == preferred:
+            return endpoint
+    return endpoints[0] if endpoints else None
+
+
+def front_channel_request_url(
+    idp: IdentityProvider, sp: SamlServiceProvider, target: LogoutTarget
+) -> str | None:
+    """A signed Redirect-binding LogoutRequest telling ``sp`` that the session it joined
+    (``target``) has ended; None when the SP has no Redirect SLO endpoint."""
+    endpoint = _endpoint(sp, BINDING_HTTP_REDIRECT)
+    if endpoint is None or endpoint.binding != BINDING_HTTP_REDIRECT:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    request = samlp.LogoutRequest(
+        id=sid(),
+        version="2.0",
+        issue_instant=saml_instant(now),
+        destination=endpoint.location,
+        issuer=_issuer(idp),
+        not_on_or_after=saml_instant(now + dt.timedelta(minutes=5)),
+        reason="urn:oasis:names:tc:SAML:2.0:logout:user",
+        name_id=saml.NameID(
+            text=target.name_id,
+            format=target.name_id_format or None,
+            name_qualifier=idp.entity_id
+            if target.name_id_format.endswith(("transient", "persistent"))
+            else None,
+            sp_name_qualifier=sp.entity_id
+            if target.name_id_format.endswith(("transient", "persistent"))
+            else None,
+        ),
+        session_index=[samlp.SessionIndex(text=target.ticket)],
+    )
+    query = signed_redirect_query(
+        "SAMLRequest", str(request).encode("utf-8"), None, idp.keys.key_pem
+    )
+    separator = "&" if "?" in endpoint.location else "?"
+    return endpoint.location + separator + query
+
+
+@dataclass(frozen=True)
+class LogoutAnswer:
+    """How the LogoutResponse goes back: a URL to redirect to, or a form to POST."""
+
+    url: str
+    saml_response: str | None  # set for the POST binding: the form's SAMLResponse
+
+
+def logout_response(
+    idp: IdentityProvider, request: LogoutRequestIn, relay_state: str | None
+) -> LogoutAnswer | None:
+    """The signed LogoutResponse (core 3.7.2) to the SP that asked, by the binding it used
+    when its metadata offers it; None when its metadata lists no SLO endpoint."""
+    endpoint = _endpoint(request.sp, request.binding)
+    if endpoint is None:
+        return None
+    location = endpoint.response_location or endpoint.location
+    response_id = sid()
+    response = samlp.LogoutResponse(
+        id=response_id,
+        version="2.0",
+        issue_instant=saml_instant(dt.datetime.now(dt.UTC)),
+        destination=location,
+        in_response_to=request.request_id,
+        issuer=_issuer(idp),
+        status=samlp.Status(status_code=samlp.StatusCode(value=SUCCESS)),
+    )
+    if endpoint.binding == BINDING_HTTP_REDIRECT:
+        query = signed_redirect_query(
+            "SAMLResponse", str(response).encode("utf-8"), relay_state, idp.keys.key_pem
+        )
+        separator = "&" if "?" in location else "?"
+        return LogoutAnswer(location + separator + query, None)
+    response.signature = pre_signature_part(
+        response_id, idp.server.sec.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+    )
+    xml = signed_instance_factory(response, idp.server.sec, [(class_name(response), response_id)])
+    xml_bytes = xml.encode("utf-8") if isinstance(xml, str) else xml
+    return LogoutAnswer(location, base64.b64encode(xml_bytes).decode("ascii"))
