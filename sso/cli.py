@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from sso.config import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
     from sqlalchemy import Engine
+
+    from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
+
+    SpAction = Callable[[SamlSpRegistry, argparse.Namespace], int]
 
 
 # Engines opened by the running command, disposed by main() when it ends.
@@ -232,6 +239,189 @@ def cmd_purge(_args: argparse.Namespace) -> int:
     return 0
 
 
+# -- SAML service providers (sso saml-sps ...) ------------------------------------------------
+
+
+def _saml_sp_registry(settings: Settings, http: httpx.Client) -> SamlSpRegistry:
+    from sso.services.saml_registry import SamlSpRegistry
+
+    return SamlSpRegistry(
+        _engine(settings.database_url),
+        cache_seconds=0,
+        http=http,
+        max_bytes=settings.saml_sp_metadata_max_bytes,
+        refresh_seconds=settings.saml_sp_refresh_seconds,
+        min_refresh_seconds=settings.saml_sp_refresh_min_seconds,
+        allow_private_urls=True,  # an administrator may name any URL
+    )
+
+
+def _saml_sps(args: argparse.Namespace, action: SpAction) -> int:
+    """Run ``action(registry, args)`` with an HTTP client for metadata, reporting errors."""
+    import ssl
+
+    import httpx
+
+    from sso.errors import SsoError
+
+    settings = _settings()
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(settings.ca_bundle)) if settings.ca_bundle else True
+    )
+    with httpx.Client(verify=verify, timeout=settings.backchannel_timeout) as http:
+        try:
+            return action(_saml_sp_registry(settings, http), args)
+        except SsoError as exc:
+            print(f"sso: {getattr(exc, 'message', exc)}", file=sys.stderr)
+            return 1
+
+
+def _attribute_list(value: str | None) -> list[str] | None:
+    return None if value is None else [a.strip() for a in value.split(",") if a.strip()]
+
+
+def _encrypt_choice(value: str | None, current: bool | None) -> bool | None:
+    return {"yes": True, "no": False, "default": None}.get(value or "", current)
+
+
+def _describe_sp(sp: SamlServiceProvider) -> str:
+    from sso.services.saml_release import release_for
+
+    categories = " (R&S)" if sp.metadata.research_and_scholarship else ""
+    encrypt = "default" if sp.encrypt_assertions is None else sp.encrypt_assertions
+    lines = [
+        f"{sp.status:<8}  {sp.entity_id}  {sp.name}{categories}",
+        f"          release: {','.join(sp.released_attributes) or '-'}"
+        f" -> {','.join(sorted(release_for(sp))) or '-'}"
+        f"  name id: {sp.name_id_format or 'per request'}  encrypt: {encrypt}",
+    ]
+    if sp.metadata_url and sp.next_refresh_at:
+        lines.append(
+            f"          metadata: {sp.metadata_url}  next refresh: "
+            f"{sp.next_refresh_at:%Y-%m-%d %H:%M} UTC"
+            + (f"  last error: {sp.last_error}" if sp.last_error else "")
+        )
+    if sp.contact:
+        lines.append(f"          contact: {sp.contact}")
+    return "\n".join(lines)
+
+
+def _sp_list(registry: SamlSpRegistry, _args: argparse.Namespace) -> int:
+    for sp in registry.list():
+        print(_describe_sp(sp))
+    return 0
+
+
+def _sp_add(registry: SamlSpRegistry, args: argparse.Namespace) -> int:
+    source = args.source
+    options: dict[str, object] = {}
+    if source.startswith(("https://", "http://")):
+        options["metadata_url"] = source
+    else:
+        try:
+            options["metadata_xml"] = Path(source).read_bytes()
+        except OSError as exc:
+            sys.exit(f"sso: cannot read {source}: {exc}")
+    if args.signing_cert:
+        try:
+            options["signing_cert"] = Path(args.signing_cert).read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            sys.exit(f"sso: cannot read {args.signing_cert}: {exc}")
+    sp = registry.add(
+        name=args.name,
+        released_attributes=_attribute_list(args.release),
+        name_id_format=args.name_id_format,
+        encrypt_assertions=_encrypt_choice(args.encrypt, None),
+        replace=args.replace,
+        **options,
+    )
+    print(f"SAML SP {sp.entity_id!r} added ({sp.name})")
+    return 0
+
+
+def _sp_approve(registry: SamlSpRegistry, args: argparse.Namespace) -> int:
+    sp = registry.approve(args.entity_id, _attribute_list(args.release))
+    print(f"SAML SP {sp.entity_id!r} approved; release: {','.join(sp.released_attributes) or '-'}")
+    return 0
+
+
+def _sp_reject(registry: SamlSpRegistry, args: argparse.Namespace) -> int:
+    registry.reject(args.entity_id)
+    print(f"SAML SP {args.entity_id!r} rejected")
+    return 0
+
+
+def _sp_remove(registry: SamlSpRegistry, args: argparse.Namespace) -> int:
+    if not registry.remove(args.entity_id):
+        print(f"sso: no SAML SP {args.entity_id!r}", file=sys.stderr)
+        return 1
+    print(f"SAML SP {args.entity_id!r} removed")
+    return 0
+
+
+def _sp_policy(registry: SamlSpRegistry, args: argparse.Namespace) -> int:
+    current = registry.get(args.entity_id)
+    if current is None:
+        print(f"sso: no SAML SP {args.entity_id!r}", file=sys.stderr)
+        return 1
+    name_id_format = current.name_id_format if args.name_id_format is None else args.name_id_format
+    sp = registry.set_policy(
+        args.entity_id,
+        _attribute_list(args.release),
+        name_id_format or None,
+        _encrypt_choice(args.encrypt, current.encrypt_assertions),
+    )
+    print(_describe_sp(sp))
+    return 0
+
+
+def _sp_refresh(registry: SamlSpRegistry, _args: argparse.Namespace) -> int:
+    reports = registry.refresh_due()
+    for report in reports:
+        outcome = ("updated" if report.changed else "unchanged") if report.ok else report.error
+        when = f"{report.next_refresh_at:%Y-%m-%d %H:%M}"
+        print(f"{report.entity_id}: {outcome}; next refresh {when} UTC")
+    print(f"{len(reports)} refreshed, {sum(not r.ok for r in reports)} failed")
+    return 1 if any(not r.ok for r in reports) else 0
+
+
+def _add_saml_sps_parser(commands: argparse._SubParsersAction) -> None:
+    """``sso saml-sps list|add|approve|reject|remove|policy|refresh``."""
+    sps = commands.add_parser("saml-sps", help="SAML service providers").add_subparsers(
+        dest="action", required=True
+    )
+
+    def command(name: str, action: SpAction, help_text: str) -> argparse.ArgumentParser:
+        sub = sps.add_parser(name, help=help_text)
+        sub.set_defaults(handler=lambda args: _saml_sps(args, action))
+        return sub
+
+    release_help = "released attributes, comma separated (uid,mail,...); * for all"
+    command("list", _sp_list, "list SAML SPs, pending ones included")
+    add = command("add", _sp_add, "add an approved SAML SP from a metadata file or URL")
+    add.add_argument("source", metavar="FILE_OR_URL")
+    add.add_argument("--name", help="display name (default: from the metadata)")
+    add.add_argument("--release", help=release_help)
+    add.add_argument("--signing-cert", metavar="PEM", help="the metadata must be signed by it")
+    add.add_argument("--name-id-format", help="NameID format imposed on this SP")
+    add.add_argument("--encrypt", choices=["yes", "no", "default"])
+    add.add_argument("--replace", action="store_true", help="replace an SP's metadata")
+    approve = command("approve", _sp_approve, "approve a registered SAML SP")
+    approve.add_argument("entity_id")
+    approve.add_argument("--release", help=release_help)
+    command("reject", _sp_reject, "reject a registered SAML SP").add_argument("entity_id")
+    command("remove", _sp_remove, "forget a SAML SP").add_argument("entity_id")
+    policy = command("policy", _sp_policy, "set what a SAML SP receives")
+    policy.add_argument("entity_id")
+    policy.add_argument("--release", required=True, help=release_help)
+    policy.add_argument("--name-id-format", help='NameID format; "" for per request')
+    policy.add_argument("--encrypt", choices=["yes", "no", "default"])
+    command("refresh", _sp_refresh, "refresh the SPs' metadata that is due now")
+
+
+# -- end of SAML service providers -------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="sso", description=__doc__)
@@ -290,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove = services.add_parser("remove", help="unregister a CAS service")
     remove.add_argument("name")
     remove.set_defaults(handler=cmd_services_remove)
+    _add_saml_sps_parser(commands)  # SAML service providers
     return parser
 
 

@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,6 +109,8 @@ _ROW_FIELDS = [f.name for f in fields(SamlServiceProvider) if f.name != "metadat
 
 def _to_sp(row: Any) -> SamlServiceProvider:  # noqa: ANN401 - a Row of the table
     metadata = parse_sp_metadata(row.metadata_xml, max_bytes=1 << 30, check_expiry=False)
+    if row.metadata_signing_cert:  # every stored copy was verified with it before storing
+        metadata = replace(metadata, signed=True)
     values = {name: getattr(row, name) for name in _ROW_FIELDS}
     values["released_attributes"] = list(values["released_attributes"] or [])
     return SamlServiceProvider(metadata=metadata, **values)
