@@ -132,3 +132,38 @@ def make_sp(
     sp_config.load(config)
     metadata = str(entity_descriptor(sp_config))
     return TestSp(entity_id=entity_id, client=Saml2Client(config=sp_config), metadata_xml=metadata)
+
+
+def logout_request(
+    sp: TestSp,
+    *,
+    name_id: Any,
+    session_index: str,
+    binding: str = BINDING_HTTP_REDIRECT,
+    sign: bool = True,
+    relay_state: str = "",
+    destination: str = "https://sso.test/saml/slo/redirect",
+) -> Any:
+    """An SP's LogoutRequest: a URL (Redirect) or (URL, fields) (POST), signed unless told."""
+    client = sp.client
+    post = binding == BINDING_HTTP_POST
+    _, request = client.create_logout_request(
+        destination,
+        "https://sso.test/saml/metadata",
+        name_id=name_id,
+        session_indexes=[session_index],
+        sign=sign and post,
+        sign_alg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+    )
+    info = client.apply_binding(
+        binding,
+        str(request),
+        destination,
+        relay_state=relay_state,
+        sign=sign and not post,
+        sigalg=SIG_RSA_SHA256,
+    )
+    if post:
+        return read_form(info["data"], form_id=None)
+    return dict(info["headers"])["Location"]
