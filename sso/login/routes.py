@@ -241,13 +241,27 @@ async def end_sessions_of(runtime: Runtime, subject: str) -> None:
         await end_sso_session(runtime, session_id)
 
 
-async def end_sso_session(runtime: Runtime, session_id: str) -> None:
-    """End a session and tell every relying party that joined it (never blocks on them)."""
+async def end_sso_session(
+    runtime: Runtime, session_id: str, *, initiator: tuple[str, str] | None = None
+) -> list[str]:
+    """End a session and tell every relying party that joined it (never blocks on them).
+
+    Back-channel notices are sent here; the URLs returned are the front-channel ones, for the
+    logout page to load in hidden frames. ``initiator`` (protocol, relying party) is the one
+    that asked for the logout: it already knows.
+    """
     targets = await run_in_threadpool(runtime.sessions.end_session, session_id)
     by_protocol: dict[str, list] = {}
     for target in targets:
+        if initiator is not None and (target.protocol, target.service) == initiator:
+            continue
         by_protocol.setdefault(target.protocol, []).append(target)
+    frames: list[str] = []
     for protocol, protocol_targets in by_protocol.items():
         notifier = runtime.logout_notifiers.get(protocol)
         if notifier is not None:
             await notifier(protocol_targets)
+        front_channel = runtime.front_channel_logouts.get(protocol)
+        if front_channel is not None:
+            frames += await runtime.run_database(front_channel, protocol_targets)
+    return frames

@@ -31,6 +31,9 @@ from sso.web.pages import Pages
 Completion = Callable[[Request, PendingRequest, SsoSession, bool], Awaitable[Response]]
 # A protocol's way to tell its relying parties that a session ended (single logout).
 LogoutNotifier = Callable[[list[LogoutTarget]], Awaitable[None]]
+# A protocol's relying parties that can only be told through the browser: the URLs the
+# logout page loads in hidden frames (SAML front-channel single logout).
+FrontChannelLogout = Callable[[list[LogoutTarget]], list[str]]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -59,6 +62,7 @@ class Runtime:
     saml_sps: SamlSpRegistry  # the SAML service providers, registered and approved
     completions: dict[str, Completion] = field(default_factory=dict)
     logout_notifiers: dict[str, LogoutNotifier] = field(default_factory=dict)
+    front_channel_logouts: dict[str, FrontChannelLogout] = field(default_factory=dict)
 
     async def run_database(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a short blocking database call: right here on SQLite, in the thread pool otherwise.

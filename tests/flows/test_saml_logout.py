@@ -165,3 +165,18 @@ def test_logout_response_from_an_sp_in_its_frame_is_acknowledged(client) -> None
     xml = b'<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"/>'
     encoded = base64.b64encode(xml).decode()
     assert client.post("/saml/slo/post", data={"SAMLResponse": encoded}).status_code == 200
+
+
+def test_cas_logout_page_tells_the_saml_sps_through_the_browser(client, runtime, new_sp) -> None:
+    sp = new_sp("webapp")
+    login = sign_in(client, sp)
+    page = client.get("/logout")
+    assert page.status_code == 200
+    frame = (
+        page.text.split('class="logout-frame" src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    )
+    request = sp.client.parse_logout_request(
+        parse_qs(urlsplit(frame).query)["SAMLRequest"][0], BINDING_HTTP_REDIRECT
+    )
+    assert request.message.name_id.text == login.name_id.text
+    assert not runtime.sessions.sessions_of(USER)

@@ -219,15 +219,22 @@ async def logout(request: Request, runtime: RuntimeDep) -> Response:
     except BadParameter:
         service_url = None
     session = await run_in_threadpool(runtime.sessions.find_session, read_tgc(request))
+    frames: list[str] = []
     if session is not None:
-        await end_sso_session(runtime, session.id)
+        frames = await end_sso_session(runtime, session.id)
     redirect_to = None
     if service_url:
         # Only to a registered service: never an open redirect.
         if await run_in_threadpool(runtime.services.match, service_url) is not None:
             redirect_to = service_url
-    if redirect_to:
-        response: Response = RedirectResponse(redirect_to, status_code=302)
+    if frames:
+        # Relying parties only the browser can reach (SAML front channel): hidden frames, then
+        # on to the service.
+        response: Response = runtime.pages.render(
+            request, "front_channel_logout.html", frames=frames, answer_url=redirect_to or ""
+        )
+    elif redirect_to:
+        response = RedirectResponse(redirect_to, status_code=302)
     else:
         response = runtime.pages.message(request, "logout.title", "logout.done")
     clear_tgc(response, runtime.settings)

@@ -365,36 +365,28 @@ async def complete_login(
 # -- Single Logout -----------------------------------------------------------------------------
 
 
-def _session_to_end(
-    runtime: Runtime, cookie: str | None, logout: LogoutRequestIn
-) -> tuple[str | None, list[LogoutTarget]]:
-    """The session the LogoutRequest names and the relying parties that joined it: the
-    browser's own session when it is that one, else the one the SessionIndex points to."""
+def _session_to_end(runtime: Runtime, cookie: str | None, logout: LogoutRequestIn) -> str | None:
+    """The session the LogoutRequest names: the browser's own session when it is that one,
+    else the one its SessionIndex points to (a browser that withheld the cookie)."""
     session = runtime.sessions.find_session(cookie)
-    if session is not None:
-        targets = runtime.sessions.logout_targets(session.id)
-        if any(matches(target, logout) for target in targets):
-            return session.id, targets
+    candidates = [session.id] if session is not None else []
     for index in logout.session_indexes:
-        session_id = runtime.sessions.session_of_logout_target(PROTOCOL, logout.sp.entity_id, index)
-        if session_id is not None:
-            targets = runtime.sessions.logout_targets(session_id)
-            if any(matches(target, logout) for target in targets):
-                return session_id, targets
-    return None, []
+        found = runtime.sessions.session_of_logout_target(PROTOCOL, logout.sp.entity_id, index)
+        if found is not None:
+            candidates.append(found)
+    for session_id in candidates:
+        if any(matches(t, logout) for t in runtime.sessions.logout_targets(session_id)):
+            return session_id
+    return None
 
 
-def _front_channel_frames(
-    state: SamlState, targets: list[LogoutTarget], initiator: str
-) -> list[str]:
+def front_channel_frames(state: SamlState, targets: list[LogoutTarget]) -> list[str]:
+    """Signed LogoutRequests for the SAML SPs among ``targets`` (the login layer's
+    front-channel hook): the URLs the logout page loads in hidden frames."""
     frames = []
     for target in targets:
-        if target.protocol != PROTOCOL or target.service == initiator:
-            continue
-        sp = state.registry.approved(target.service)
-        if sp is None:
-            continue
-        url = front_channel_request_url(state.idp, sp, target)
+        sp = state.registry.approved(target.service) if target.protocol == PROTOCOL else None
+        url = front_channel_request_url(state.idp, sp, target) if sp is not None else None
         if url is not None:
             frames.append(url)
     return frames
@@ -407,19 +399,20 @@ async def _single_logout(
     logout: LogoutRequestIn,
     relay_state: str | None,
 ) -> Response:
-    session_id, targets = await runtime.run_database(
-        _session_to_end, runtime, read_tgc(request), logout
-    )
+    session_id = await runtime.run_database(_session_to_end, runtime, read_tgc(request), logout)
+    frames: list[str] = []
     if session_id is not None:
-        await end_sso_session(runtime, session_id)  # CAS services get their back-channel call
-    frames = await runtime.run_database(_front_channel_frames, state, targets, logout.sp.entity_id)
+        # CAS services get their back-channel call; the other SAML SPs come back as frames.
+        frames = await end_sso_session(
+            runtime, session_id, initiator=(PROTOCOL, logout.sp.entity_id)
+        )
     answer = logout_response(state.idp, logout, relay_state)
     if answer is not None and answer.saml_response is None and not frames:
         response: Response = RedirectResponse(answer.url, status_code=302)
     else:
         response = runtime.pages.render(
             request,
-            "saml_logout.html",
+            "front_channel_logout.html",
             frames=frames,
             answer_url=answer.url if answer else "",
             answer_response=answer.saml_response if answer else None,
