@@ -17,26 +17,13 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from sso.protocols.saml.errors import SamlRequestError
+from sso.security import query_signature
 
 MAX_ENCODED_BYTES = 128 * 1024  # a SAMLRequest/SAMLResponse field, as received
 MAX_XML_BYTES = 256 * 1024  # the message once decoded and inflated
 MAX_RELAY_STATE = 1024  # bindings 3.4.3 / 3.5.3: 80 bytes is the minimum an IdP must take
 
-RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-RSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
-RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
-RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    RSA_SHA256: hashes.SHA256,
-    RSA_SHA384: hashes.SHA384,
-    RSA_SHA512: hashes.SHA512,
-}
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 
@@ -150,36 +137,15 @@ def parse_redirect_query(query_string: bytes) -> RedirectMessage:
     )
 
 
-def _public_key(certificate: str) -> rsa.RSAPublicKey | None:
-    pem = certificate.strip()
-    try:
-        if pem.startswith("-----BEGIN"):
-            cert = x509.load_pem_x509_certificate(pem.encode())
-        else:
-            cert = x509.load_der_x509_certificate(base64.b64decode("".join(pem.split())))
-    except ValueError:
-        return None
-    key = cert.public_key()
-    return key if isinstance(key, rsa.RSAPublicKey) else None
-
-
 def verify_redirect_signature(message: RedirectMessage, certificates: list[str]) -> bool:
     """Whether the query string is signed by one of the SP's signing certificates."""
     if message.signature is None or message.signed_octets is None:
         return False
-    digest = _HASHES.get(message.sig_alg or "")
-    if digest is None:
+    if not query_signature.is_accepted(message.sig_alg):
         raise SamlRequestError(f"signature algorithm {message.sig_alg} is not accepted")
-    for certificate in certificates:
-        key = _public_key(certificate)
-        if key is None:
-            continue
-        try:
-            key.verify(message.signature, message.signed_octets, padding.PKCS1v15(), digest())
-        except InvalidSignature:
-            continue
-        return True
-    return False
+    return query_signature.verify(
+        message.signed_octets, message.signature, message.sig_alg or "", certificates
+    )
 
 
 def signed_redirect_query(kind: str, xml: bytes, relay_state: str | None, key_pem: bytes) -> str:
@@ -187,10 +153,6 @@ def signed_redirect_query(kind: str, xml: bytes, relay_state: str | None, key_pe
     parts = [f"{kind}={quote(encode_redirect(xml), safe='')}"]
     if relay_state:
         parts.append(f"RelayState={quote(relay_state, safe='')}")
-    parts.append(f"SigAlg={quote(RSA_SHA256, safe='')}")
-    octets = "&".join(parts).encode("ascii")
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError("the signing key must be RSA")
-    signature = key.sign(octets, padding.PKCS1v15(), hashes.SHA256())
+    parts.append(f"SigAlg={quote(query_signature.RSA_SHA256, safe='')}")
+    signature = query_signature.sign("&".join(parts).encode("ascii"), key_pem)
     return "&".join(parts) + "&Signature=" + quote(base64.b64encode(signature), safe="")
