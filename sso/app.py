@@ -36,6 +36,7 @@ from sso.protocols.cas.logout import SingleLogout
 from sso.protocols.cas.routes import PROTOCOL as CAS
 from sso.protocols.cas.routes import complete_login as complete_cas_login
 from sso.protocols.cas.routes import router as cas_router
+from sso.protocols.saml.registration import router as saml_registration_router
 from sso.protocols.saml.routes import PROTOCOL as SAML
 from sso.protocols.saml.routes import complete_login as complete_saml_login
 from sso.protocols.saml.routes import router as saml_router
@@ -51,6 +52,7 @@ from sso.web.pages import Pages
 
 log = logging.getLogger("sso")
 PURGE_INTERVAL_SECONDS = 60
+SAML_SP_REFRESH_CHECK_SECONDS = 60  # how often due SP metadata is looked for
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -107,6 +109,16 @@ async def _purge_forever(runtime: Runtime) -> None:
             log.exception("purge of expired sessions and tickets failed")
 
 
+async def _refresh_saml_sps_forever(runtime: Runtime) -> None:
+    """Refresh the SAML SPs' metadata that is due (sso.services.saml_registry), off the loop."""
+    while True:
+        await asyncio.sleep(SAML_SP_REFRESH_CHECK_SECONDS)
+        try:
+            await run_in_threadpool(runtime.saml_sps.refresh_due)
+        except Exception:  # each SP's failure is stored and logged; this is the unexpected
+            log.exception("refresh of SAML SP metadata failed")
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI application for these settings."""
     runtime = build_runtime(settings)
@@ -123,8 +135,10 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(runtime.accounts.hasher.warm_up)
         purger = asyncio.create_task(_purge_forever(runtime))
         mailer = asyncio.create_task(mail_sender.run())
+        saml_sp_refresher = asyncio.create_task(_refresh_saml_sps_forever(runtime))
         yield
         purger.cancel()
+        saml_sp_refresher.cancel()
         mail_sender.stop()  # the mail in hand is finished, and recorded, before the engine goes
         with contextlib.suppress(asyncio.CancelledError):
             await mailer
@@ -150,6 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(questions_router, prefix=prefix)
     app.include_router(cas_router, prefix=prefix)
     app.include_router(saml_router, prefix=prefix)
+    app.include_router(saml_registration_router, prefix=prefix)
     if settings.demo:
         app.include_router(demo_router, prefix=prefix)
     app.mount(
