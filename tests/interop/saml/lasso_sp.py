@@ -50,8 +50,9 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 HTTP_METHODS = {"redirect": lasso.HTTP_METHOD_REDIRECT, "post": lasso.HTTP_METHOD_POST}
 REPLAY_MEMORY_SECONDS = 3600
 
-# The attribute names an SP of an education federation knows (eduPerson 2020-01, inetOrgPerson,
-# SupAnn 2021), kept here rather than taken from the FriendlyName the IdP chose.
+# The attribute names an SP of an education federation knows (eduPerson, inetOrgPerson, SCHAC,
+# SupAnn's schema OIDs 1.3.6.1.4.1.7135.1.2.1.n), kept here rather than taken from the
+# FriendlyName the IdP chose.
 OID_NAMES = {
     "urn:oid:0.9.2342.19200300.100.1.1": "uid",
     "urn:oid:0.9.2342.19200300.100.1.3": "mail",
@@ -74,18 +75,31 @@ OID_NAMES = {
     "urn:oid:1.3.6.1.4.1.5923.1.1.1.16": "eduPersonOrcid",
     "urn:oid:1.3.6.1.4.1.5923.1.5.1.1": "isMemberOf",
     "urn:oid:1.2.840.113556.1.2.102": "memberOf",
+    "urn:oid:1.3.6.1.4.1.25178.1.2.9": "schacHomeOrganization",
+    "urn:oasis:names:tc:SAML:attribute:subject-id": "subject-id",
+    "urn:oasis:names:tc:SAML:attribute:pairwise-id": "pairwise-id",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.1": "supannListeRouge",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.2": "supannActivite",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.3": "supannOrganisme",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.4": "supannCivilite",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.5": "supannAffectation",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.6": "supannCodeEntite",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.7": "supannCodeEntiteParent",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.8": "supannEntiteAffectation",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.9": "supannCodeINE",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.10": "supannEtuId",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.11": "supannEmpId",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.12": "supannAutreTelephone",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.13": "supannEntiteAffectationPrincipale",
     "urn:oid:1.3.6.1.4.1.7135.1.2.1.14": "supannEtablissement",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.6": "supannEntiteAffectation",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.11": "supannEtuId",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.26": "supannEntiteAffectationPrincipale",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.13": "supannEmpId",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.34": "supannRefId",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.39": "supannCivilite",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.10": "supannRoleGenerique",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.8": "supannListeRouge",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.4": "supannAutreTelephone",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.12": "supannCodeINE",
-    "urn:oid:1.3.6.1.4.1.7135.1.2.1.15": "supannAutreMail",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.15": "supannMailPerso",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.16": "supannTypeEntite",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.20": "supannAliasLogin",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.21": "supannRole",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.23": "supannRoleGenerique",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.34": "supannAutreMail",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.35": "supannEmpCorps",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.37": "supannRefId",
 }
 
 METADATA = """<?xml version="1.0" encoding="UTF-8"?>
@@ -326,7 +340,12 @@ class App:
                     if original
                     else []
                 ),
-                "digest_algorithms": algorithms(root, ".//ds:DigestMethod"),
+                "digest_algorithms": algorithms(root, ".//ds:DigestMethod")
+                + (
+                    algorithms(ET.fromstring(original), ".//ds:DigestMethod")  # noqa: S314
+                    if original
+                    else []
+                ),
                 "encryption_algorithms": algorithms(root, ".//xenc:EncryptionMethod"),
                 "logged_in_at": time.time(),
                 # Lasso's own record of the session, needed to build a LogoutRequest later.
