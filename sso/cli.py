@@ -226,7 +226,19 @@ def cmd_demo(_args: argparse.Namespace) -> int:
                 released_attributes=["*"],
                 description="demo relying platform",
             )
-    print(f"demo ready: open {settings.url('demo/webmail')}")
+    import httpx
+
+    from sso.demo import saml_sp
+
+    with httpx.Client() as http:
+        sps = _saml_sp_registry(settings, http)
+        if sps.get(saml_sp.entity_id(settings)) is None:
+            sps.add(
+                metadata_xml=saml_sp.metadata(settings),
+                name=saml_sp.NAME,
+                released_attributes=["*"],
+            )
+    print(f"demo ready: open {settings.url('demo/webmail')} or {settings.url(saml_sp.PATH)}")
     return 0
 
 

@@ -25,10 +25,13 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from sso.demo.saml_sp import router as saml_sp_router
 from sso.login.runtime import RuntimeDep
 from sso.mail import maildir_path
 
 router = APIRouter()
+# Before "/demo/{platform}" below, which would take "/demo/saml-sp" for a CAS platform.
+router.include_router(saml_sp_router)
 
 DEMO_PLATFORMS = {"webmail": "Webmail (démo)", "magistere": "M@gistère (démo)"}
 _COOKIE = "demo_app_session"
