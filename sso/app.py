@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from importlib import resources
 
 import anyio
@@ -39,6 +40,7 @@ from sso.protocols.cas.routes import router as cas_router
 from sso.protocols.saml.registration import router as saml_registration_router
 from sso.protocols.saml.routes import PROTOCOL as SAML
 from sso.protocols.saml.routes import complete_login as complete_saml_login
+from sso.protocols.saml.routes import front_channel_frames
 from sso.protocols.saml.routes import router as saml_router
 from sso.protocols.saml.state import build_saml_state
 from sso.security.csrf import CsrfProtection
@@ -100,13 +102,15 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-async def _purge_forever(runtime: Runtime) -> None:
+async def _purge_forever(purges: list[Callable[[], int]]) -> None:
+    """Expired sessions and tickets, SAML message IDs past their window: deleted each minute."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
-        try:
-            await run_in_threadpool(runtime.sessions.purge_expired)
-        except Exception:  # a failed purge is retried next time; it must not stop the loop
-            log.exception("purge of expired sessions and tickets failed")
+        for purge in purges:
+            try:
+                await run_in_threadpool(purge)
+            except Exception:  # a failed purge is retried next time; it must not stop the loop
+                log.exception("purge failed: %s", getattr(purge, "__qualname__", purge))
 
 
 async def _refresh_saml_sps_forever(runtime: Runtime) -> None:
@@ -126,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime.completions[CAS] = complete_cas_login
     runtime.completions[SAML] = complete_saml_login
     app_saml = build_saml_state(settings, runtime.engine, runtime.saml_sps)
+    runtime.front_channel_logouts[SAML] = partial(front_channel_frames, app_saml)
     runtime.logout_notifiers[CAS] = single_logout.notify
     mail_sender = MailSender(runtime.engine, settings)
     runtime.outbox.set_waker(mail_sender.wake)
@@ -133,7 +138,9 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.accounts.hasher.warm_up)
-        purger = asyncio.create_task(_purge_forever(runtime))
+        purger = asyncio.create_task(
+            _purge_forever([runtime.sessions.purge_expired, app_saml.seen.purge])
+        )
         mailer = asyncio.create_task(mail_sender.run())
         saml_sp_refresher = asyncio.create_task(_refresh_saml_sps_forever(runtime))
         yield
