@@ -259,3 +259,58 @@ def test_idp_initiated_refuses_an_acs_outside_metadata(client, sp) -> None:
     )
     assert page.status_code == 400
     assert "SAMLResponse" not in page.text and 'action="https://evil.test' not in page.text
+
+
+URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
+
+def test_pairwise_id_when_the_sp_requires_it(
+    client, tmp_path, idp_metadata, register, account
+) -> None:
+    requirement = {
+        "name": "urn:oasis:names:tc:SAML:profiles:subject-id:req",
+        "format": URI,
+        "values": ["pairwise-id"],
+    }
+    sp = register(
+        make_sp(tmp_path / "pw", idp_metadata, extra_entity_attributes=[requirement]),
+        release=("mail",),
+    )
+    page = log_in_at(client, sp.login_url("https://sso.test/saml/metadata"))
+    identity = sp.read_response(response_of(page)[1]["SAMLResponse"]).get_identity()
+    pairwise = identity["pairwise-id"][0]
+    assert pairwise.endswith("@sso.test") and USER not in pairwise
+    assert "subject-id" not in identity and set(identity) == {"mail", "pairwise-id"}
+
+
+def test_subject_id_when_the_sp_requires_it(
+    client, tmp_path, idp_metadata, register, account
+) -> None:
+    requirement = {
+        "name": "urn:oasis:names:tc:SAML:profiles:subject-id:req",
+        "format": URI,
+        "values": ["subject-id"],
+    }
+    sp = register(
+        make_sp(tmp_path / "sid", idp_metadata, extra_entity_attributes=[requirement]), release=()
+    )
+    page = log_in_at(client, sp.login_url("https://sso.test/saml/metadata"))
+    identity = sp.read_response(response_of(page)[1]["SAMLResponse"]).get_identity()
+    assert identity == {"subject-id": ["cmartin@sso.test"]}
+
+
+def test_research_and_scholarship_sp_gets_the_bundle(
+    client, tmp_path, idp_metadata, register, account
+) -> None:
+    category = {
+        "name": "http://macedir.org/entity-category",
+        "format": URI,
+        "values": ["http://refeds.org/category/research-and-scholarship"],
+    }
+    sp = register(
+        make_sp(tmp_path / "rs", idp_metadata, extra_entity_attributes=[category]), release=()
+    )
+    page = log_in_at(client, sp.login_url("https://sso.test/saml/metadata"))
+    identity = sp.read_response(response_of(page)[1]["SAMLResponse"]).get_identity()
+    assert {"eduPersonPrincipalName", "mail", "givenName", "sn"} <= set(identity)
+    assert "uid" not in identity and "supannAliasLogin" not in identity
