@@ -65,6 +65,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ssl.create_default_context(cafile=str(settings.ca_bundle)) if settings.ca_bundle else True
     )
     timeout = httpx.Timeout(settings.backchannel_timeout)
+    backchannel = httpx.Client(verify=verify, timeout=timeout)  # follows no redirects
     return Runtime(
         settings=settings,
         engine=engine,
@@ -83,7 +84,7 @@ def build_runtime(settings: Settings) -> Runtime:
         signer=TokenSigner(settings.secret_key),
         csrf=CsrfProtection(settings.secret_key),
         pages=Pages(settings),
-        backchannel=httpx.Client(verify=verify, timeout=timeout),
+        backchannel=backchannel,
         async_backchannel=httpx.AsyncClient(verify=verify, timeout=timeout),
         password_checks=anyio.CapacityLimiter(
             settings.password_hash_concurrency or hashes_at_once()
@@ -93,7 +94,7 @@ def build_runtime(settings: Settings) -> Runtime:
         saml_sps=SamlSpRegistry(
             engine,
             settings.saml_sp_cache_seconds,
-            http=httpx.Client(verify=verify, timeout=timeout, follow_redirects=False),
+            http=backchannel,
             max_bytes=settings.saml_sp_metadata_max_bytes,
             refresh_seconds=settings.saml_sp_refresh_seconds,
             min_refresh_seconds=settings.saml_sp_refresh_min_seconds,
