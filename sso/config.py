@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         False,
         description="Encrypt assertions (AES-GCM) to every SP that publishes an encryption key.",
     )
+    saml_require_signed_requests: bool = Field(
+        False, description="Refuse unsigned AuthnRequests from every SP, whatever its metadata."
+    )
     saml_response_lifetime: int = Field(
         300, ge=30, le=3600, description="NotOnOrAfter of assertions, seconds from issue."
     )

@@ -21,6 +21,8 @@ def settings_overrides(tmp_path, request):
         overrides["saml_next_cert_file"] = cert
     if "unsigned" in request.node.name:
         overrides["saml_sign_metadata"] = False
+    if "requires_signed" in request.node.name:
+        overrides["saml_require_signed_requests"] = True
     return overrides
 
 
@@ -58,3 +60,23 @@ def test_the_generated_key_is_kept_across_restarts(client, settings) -> None:
     first = client.app.state.saml.idp.keys.cert_pem
     assert (settings.var_dir / "saml").is_dir()
     assert create_app(settings).state.saml.idp.keys.cert_pem == first
+
+
+def test_policy_requires_signed_requests_from_every_sp(client, tmp_path, settings) -> None:
+    from tests.flows.test_saml_sso import _path
+    from tests.support.saml_client import make_sp
+
+    assert b'WantAuthnRequestsSigned="true"' in client.get("/saml/metadata").content
+    idp_metadata = client.get("/saml/metadata").text
+    unsigned = make_sp(tmp_path / "u", idp_metadata)  # its metadata does not ask for signing
+    client.app.state.saml.registry.add(
+        metadata_xml=unsigned.metadata_xml, released_attributes=["*"]
+    )
+    refused = client.get(_path(unsigned.login_url("https://sso.test/saml/metadata")))
+    assert refused.status_code == 400 and "sign" in refused.text
+    signing = make_sp(
+        tmp_path / "s", idp_metadata, entity_id="https://s.test/metadata", sign_requests=True
+    )
+    client.app.state.saml.registry.add(metadata_xml=signing.metadata_xml, released_attributes=["*"])
+    page = client.get(_path(signing.login_url("https://sso.test/saml/metadata")))
+    assert page.status_code == 200 and 'id="academic-login"' in page.text

@@ -74,6 +74,9 @@ def _config(settings: Settings, keys: SigningKeys) -> IdPConfig:
                 "name": settings.saml_name,
                 "endpoints": endpoints,
                 "name_id_format": list(SUPPORTED),
+                # Checked by us (requests.py), not by pysaml2, which would refuse every
+                # Redirect-binding signature (it wants them passed in, and checks them over
+                # re-encoded values); metadata_document publishes the setting.
                 "want_authn_requests_signed": False,
                 "scope": [idp_scope(settings)],
                 "ui_info": ui_info,
@@ -130,6 +133,9 @@ class IdentityProvider:
         descriptor.cache_duration = "PT1H"
         idpsso = descriptor.idpsso_descriptor
         if idpsso is not None:
+            idpsso.want_authn_requests_signed = str(
+                self.settings.saml_require_signed_requests
+            ).lower()
             # SOAP back-channel logout is what we send, not what we receive: not listed.
             idpsso.single_logout_service = [
                 s for s in idpsso.single_logout_service if s.binding != BINDING_SOAP

@@ -194,7 +194,8 @@ def read_authn_request(
         if not verify_redirect_signature(redirect, sp.metadata.signing_certs):
             raise SamlRequestError("the AuthnRequest's signature does not verify")
         signed_redirect = True
-    if sp.metadata.authn_requests_signed and not (signed_enveloped or signed_redirect):
+    must_sign = sp.metadata.authn_requests_signed or idp.settings.saml_require_signed_requests
+    if must_sign and not (signed_enveloped or signed_redirect):
         raise SamlRequestError("this SP must sign its AuthnRequests, and this one is not signed")
 
     acs_url = acs_url_for(
