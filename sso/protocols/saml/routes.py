@@ -19,6 +19,7 @@ from sso.login.runtime import Runtime, RuntimeDep
 from sso.protocols.saml.attributes import derived_attributes, released
 from sso.protocols.saml.bindings import (
     MAX_ENCODED_BYTES,
+    RedirectMessage,
     check_relay_state,
     decode_post,
     decode_redirect,
@@ -156,53 +157,74 @@ def _https(runtime: Runtime) -> bool:
     return runtime.settings.base_url.startswith("https://")
 
 
-@router.get(f"/{SSO_REDIRECT}")
-async def sso_redirect(request: Request, runtime: RuntimeDep) -> Response:
-    """SSO over HTTP-Redirect (bindings 3.4)."""
+@dataclass(frozen=True)
+class _Received:
+    """A SAML message as a binding delivered it, decoded with our limits."""
+
+    kind: str  # "SAMLRequest" or "SAMLResponse"
+    xml: bytes  # a request's; responses (to our front-channel requests) are not read
+    relay_state: str | None
+    redirect: RedirectMessage | None  # the query string, for the Redirect binding
+
+
+def _by_redirect(request: Request) -> _Received:
+    """Bindings 3.4: the message in the query string, deflated."""
+    message = parse_redirect_query(request.scope.get("query_string", b""))
+    xml = decode_redirect(message.message) if message.kind == "SAMLRequest" else b""
+    return _Received(message.kind, xml, message.relay_state, message)
+
+
+async def _by_post(request: Request) -> _Received:
+    """Bindings 3.5: the message in a form field."""
+    form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_ENCODED_BYTES)
+    relay_state = form.get("RelayState")
+    relay_state = check_relay_state(relay_state if isinstance(relay_state, str) else None)
+    for kind in ("SAMLRequest", "SAMLResponse"):
+        value = form.get(kind)
+        if isinstance(value, str) and value:
+            xml = decode_post(value) if kind == "SAMLRequest" else b""
+            return _Received(kind, xml, relay_state, None)
+    raise SamlRequestError("no SAMLRequest or SAMLResponse in the form")
+
+
+async def _sso(request: Request, runtime: Runtime, received: _Received) -> Response:
+    """An AuthnRequest, whichever binding brought it."""
     state = saml_state(request)
     try:
-        message = parse_redirect_query(request.scope.get("query_string", b""))
-        if message.kind != "SAMLRequest":
+        if received.kind != "SAMLRequest":
             raise SamlRequestError("an SSO endpoint takes a SAMLRequest")
-        xml = decode_redirect(message.message)
         sso = await runtime.run_database(
             read_authn_request,
             state.idp,
             state.registry,
             state.seen,
-            xml=xml,
-            redirect=message,
+            xml=received.xml,
+            redirect=received.redirect,
             https=_https(runtime),
         )
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
-    return await _single_sign_on(request, runtime, state, sso, message.relay_state)
+    return await _single_sign_on(request, runtime, state, sso, received.relay_state)
+
+
+@router.get(f"/{SSO_REDIRECT}")
+async def sso_redirect(request: Request, runtime: RuntimeDep) -> Response:
+    """SSO over HTTP-Redirect (bindings 3.4)."""
+    try:
+        received = _by_redirect(request)
+    except SamlRequestError as error:
+        return request_error_page(request, runtime, error)
+    return await _sso(request, runtime, received)
 
 
 @router.post(f"/{SSO_POST}")
 async def sso_post(request: Request, runtime: RuntimeDep) -> Response:
     """SSO over HTTP-POST (bindings 3.5)."""
-    state = saml_state(request)
     try:
-        form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_ENCODED_BYTES)
-        saml_request = form.get("SAMLRequest")
-        relay_state = form.get("RelayState")
-        if not isinstance(saml_request, str) or not saml_request:
-            raise SamlRequestError("no SAMLRequest in the form")
-        relay_state = check_relay_state(relay_state if isinstance(relay_state, str) else None)
-        xml = decode_post(saml_request)
-        sso = await runtime.run_database(
-            read_authn_request,
-            state.idp,
-            state.registry,
-            state.seen,
-            xml=xml,
-            redirect=None,
-            https=_https(runtime),
-        )
+        received = await _by_post(request)
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
-    return await _single_sign_on(request, runtime, state, sso, relay_state)
+    return await _sso(request, runtime, received)
 
 
 @router.get("/saml/sso/unsolicited")
@@ -423,45 +445,41 @@ async def _single_logout(
     return response
 
 
-def _logout_done(request: Request, runtime: Runtime) -> Response:
-    """An SP's LogoutResponse to our front-channel request, in its hidden frame."""
-    return runtime.pages.message(request, "saml.logout.title", "saml.logout.done")
+async def _slo(request: Request, runtime: Runtime, received: _Received) -> Response:
+    """A LogoutRequest (or an SP's LogoutResponse to ours), whichever binding brought it."""
+    if received.kind == "SAMLResponse":
+        # An SP's answer to our front-channel request, in its hidden frame: nothing to do.
+        return runtime.pages.message(request, "saml.logout.title", "saml.logout.done")
+    state = saml_state(request)
+    try:
+        logout = await runtime.run_database(
+            read_logout_request,
+            state.idp,
+            state.registry,
+            state.seen,
+            xml=received.xml,
+            redirect=received.redirect,
+        )
+    except SamlRequestError as error:
+        return request_error_page(request, runtime, error)
+    return await _single_logout(request, runtime, state, logout, received.relay_state)
 
 
 @router.get(f"/{SLO_REDIRECT}")
 async def slo_redirect(request: Request, runtime: RuntimeDep) -> Response:
     """Single Logout over HTTP-Redirect (profiles 4.4.3, bindings 3.4)."""
-    state = saml_state(request)
     try:
-        message = parse_redirect_query(request.scope.get("query_string", b""))
-        if message.kind == "SAMLResponse":
-            return _logout_done(request, runtime)
-        xml = decode_redirect(message.message)
-        logout = await runtime.run_database(
-            read_logout_request, state.idp, state.registry, state.seen, xml=xml, redirect=message
-        )
+        received = _by_redirect(request)
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
-    return await _single_logout(request, runtime, state, logout, message.relay_state)
+    return await _slo(request, runtime, received)
 
 
 @router.post(f"/{SLO_POST}")
 async def slo_post(request: Request, runtime: RuntimeDep) -> Response:
     """Single Logout over HTTP-POST (profiles 4.4.3, bindings 3.5)."""
-    state = saml_state(request)
     try:
-        form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_ENCODED_BYTES)
-        if isinstance(form.get("SAMLResponse"), str):
-            return _logout_done(request, runtime)
-        saml_request = form.get("SAMLRequest")
-        relay_state = form.get("RelayState")
-        if not isinstance(saml_request, str) or not saml_request:
-            raise SamlRequestError("no SAMLRequest in the form")
-        relay_state = check_relay_state(relay_state if isinstance(relay_state, str) else None)
-        xml = decode_post(saml_request)
-        logout = await runtime.run_database(
-            read_logout_request, state.idp, state.registry, state.seen, xml=xml, redirect=None
-        )
+        received = await _by_post(request)
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
-    return await _single_logout(request, runtime, state, logout, relay_state)
+    return await _slo(request, runtime, received)
