@@ -56,6 +56,7 @@ bench: $(BIN)/.installed-dev system-packages
 	$(BIN)/python bench/cas_validation.py
 	$(BIN)/python bench/cas_issuance.py
 	$(BIN)/python bench/password_login.py
+	$(BIN)/python bench/saml_sso.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
