@@ -31,6 +31,13 @@ def check_xml(xml: bytes) -> bytes:
     """Refuse what no SAML message contains: a DTD (the door to XXE and entity expansion)."""
     if len(xml) > MAX_XML_BYTES:
         raise SamlRequestError("the SAML message is too large")
+    # SAML messages are UTF-8 (or its ASCII subset): another encoding (UTF-16...) would hide a
+    # DTD from the search below.
+    if b"\x00" in xml or xml.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SamlRequestError("the SAML message is not UTF-8")
+    declaration = re.match(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", xml)
+    if declaration and declaration.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii"):
+        raise SamlRequestError("the SAML message is not UTF-8")
     if _DOCTYPE.search(xml):
         raise SamlRequestError("the SAML message carries a DTD, which SAML forbids")
     return xml

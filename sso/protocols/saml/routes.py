@@ -179,6 +179,9 @@ async def _by_post(request: Request) -> _Received:
     form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_ENCODED_BYTES)
     relay_state = form.get("RelayState")
     relay_state = check_relay_state(relay_state if isinstance(relay_state, str) else None)
+    for name in ("SAMLRequest", "SAMLResponse", "RelayState"):
+        if len(form.getlist(name)) > 1:  # which one would be the message? (as for Redirect)
+            raise SamlRequestError(f"the parameter {name} is given more than once")
     for kind in ("SAMLRequest", "SAMLResponse"):
         value = form.get(kind)
         if isinstance(value, str) and value:
@@ -305,10 +308,10 @@ def _answer(state: SamlState, pending: PendingRequest, session: SsoSession) -> _
         if requirement in ("pairwise-id", "any")
         else None
     )
-    name_format = choose_format(
-        params.get("name_id_format"), sp.name_id_format, sp.metadata.name_id_formats
-    )
     try:
+        name_format = choose_format(
+            params.get("name_id_format"), sp.name_id_format, sp.metadata.name_id_formats
+        )
         name_id = state.name_ids.issue(
             name_format,
             sp.entity_id,
