@@ -103,14 +103,12 @@ def derived_attributes(attributes: dict[str, list[str]], scope: str) -> dict[str
     return {name: values for name, values in derived.items() if values}
 
 
-def released(
-    attributes: dict[str, list[str]], allowed: Iterable[str], *, wire_names_only: bool = True
-) -> dict[str, list[str]]:
+def released(attributes: dict[str, list[str]], allowed: Iterable[str]) -> dict[str, list[str]]:
     """Only the attributes the SP's release policy allows ("*": all), and only those with a
     SAML name (an attribute without one could not be sent under a name the SP can trust)."""
     allowed = set(allowed)
     return {
         name: values
         for name, values in attributes.items()
-        if ("*" in allowed or name in allowed) and (name in SAML_NAMES or not wire_names_only)
+        if ("*" in allowed or name in allowed) and name in SAML_NAMES
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
 from saml2.mdstore import InMemoryMetaData, MetadataStore
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
@@ -136,10 +136,6 @@ class IdentityProvider:
             idpsso.want_authn_requests_signed = str(
                 self.settings.saml_require_signed_requests
             ).lower()
-            # SOAP back-channel logout is what we send, not what we receive: not listed.
-            idpsso.single_logout_service = [
-                s for s in idpsso.single_logout_service if s.binding != BINDING_SOAP
-            ]
         if self.settings.saml_sign_metadata:
             signed = sign_entity_descriptor(
                 descriptor, None, self.server.sec, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256

@@ -21,9 +21,10 @@ from sso.protocols.saml.bindings import (
 )
 from sso.protocols.saml.errors import SamlRequestError
 from sso.protocols.saml.idp import IdentityProvider
+from sso.protocols.saml.nameid import PERSISTENT, TRANSIENT
 from sso.protocols.saml.replay import SeenMessages
 from sso.protocols.saml.requests import issuer_of, known_sp, transport_form
-from sso.protocols.saml.responses import ENTITY, SUCCESS, saml_instant
+from sso.protocols.saml.responses import ENTITY, SUCCESS, as_bytes, saml_instant
 from sso.services.saml_metadata import Endpoint
 from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
 from sso.sessions.registry import LogoutTarget
@@ -113,6 +114,7 @@ def front_channel_request_url(
     if endpoint is None or endpoint.binding != BINDING_HTTP_REDIRECT:
         return None
     now = dt.datetime.now(dt.UTC)
+    qualified = target.name_id_format in (TRANSIENT, PERSISTENT)
     request = samlp.LogoutRequest(
         id=sid(),
         version="2.0",
@@ -124,12 +126,9 @@ def front_channel_request_url(
         name_id=saml.NameID(
             text=target.name_id,
             format=target.name_id_format or None,
-            name_qualifier=idp.entity_id
-            if target.name_id_format.endswith(("transient", "persistent"))
-            else None,
-            sp_name_qualifier=sp.entity_id
-            if target.name_id_format.endswith(("transient", "persistent"))
-            else None,
+            # Qualified as in the assertion (sso.protocols.saml.nameid.NameIds.issue).
+            name_qualifier=idp.entity_id if qualified else None,
+            sp_name_qualifier=sp.entity_id if qualified else None,
         ),
         session_index=[samlp.SessionIndex(text=target.ticket)],
     )
@@ -176,6 +175,7 @@ def logout_response(
     response.signature = pre_signature_part(
         response_id, idp.server.sec.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
     )
-    xml = signed_instance_factory(response, idp.server.sec, [(class_name(response), response_id)])
-    xml_bytes = xml.encode("utf-8") if isinstance(xml, str) else xml
-    return LogoutAnswer(location, base64.b64encode(xml_bytes).decode("ascii"))
+    xml = as_bytes(
+        signed_instance_factory(response, idp.server.sec, [(class_name(response), response_id)])
+    )
+    return LogoutAnswer(location, base64.b64encode(xml).decode("ascii"))

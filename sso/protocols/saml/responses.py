@@ -40,6 +40,11 @@ RSA_OAEP = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
 CLOCK_SKEW = dt.timedelta(seconds=180)
 
 
+def as_bytes(xml: str | bytes) -> bytes:
+    """pysaml2 hands signed documents back as str or bytes, depending on the path."""
+    return xml.encode("utf-8") if isinstance(xml, str) else xml
+
+
 def saml_instant(moment: dt.datetime) -> str:
     """xs:dateTime in UTC, as SAML core 1.3.3 asks."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -177,7 +182,7 @@ def authn_response(
         xml = signed_instance_factory(
             response, sec, [(assertion_name, assertion_id), (class_name(response), response_id)]
         )
-        return xml.encode("utf-8") if isinstance(xml, str) else xml
+        return as_bytes(xml)
     # Signed, then encrypted (the SP decrypts, then checks the assertion's signature), then
     # the Response signed over the EncryptedAssertion. The assertion carries its namespace
     # declarations itself, or it would not parse once decrypted apart from the Response.
@@ -194,7 +199,7 @@ def authn_response(
         key_type="aes-128",
     )
     xml = sec.sign_statement(xml, class_name(response), node_id=response_id)
-    return xml.encode("utf-8") if isinstance(xml, str) else xml
+    return as_bytes(xml)
 
 
 def status_response(
@@ -224,4 +229,4 @@ def status_response(
     )
     response.signature = _signature(idp, response_id, 1)
     xml = signed_instance_factory(response, idp.server.sec, [(class_name(response), response_id)])
-    return xml.encode("utf-8") if isinstance(xml, str) else xml
+    return as_bytes(xml)

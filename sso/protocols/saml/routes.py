@@ -84,7 +84,6 @@ def _status(
     request: Request,
     runtime: Runtime,
     state: SamlState,
-    sso: SsoRequest | None,
     acs_url: str,
     request_id: str | None,
     relay_state: str | None,
@@ -138,7 +137,7 @@ async def _single_sign_on(
     """Profiles 4.1.4.2: answer at once from the SSO session, or ask the login layer."""
     if sso.refusal is not None:
         return _status(
-            request, runtime, state, sso, sso.acs_url, sso.request_id, relay_state, sso.refusal
+            request, runtime, state, sso.acs_url, sso.request_id, relay_state, sso.refusal
         )
     session = await runtime.run_database(runtime.sessions.find_session, read_tgc(request))
     pending = _pending(sso, relay_state)
@@ -147,9 +146,7 @@ async def _single_sign_on(
     if sso.is_passive:
         # Core 3.4.1: IsPassive forbids asking; ForceAuthn with IsPassive cannot be met either.
         error = NoPassive("the user is not logged in and may not be asked to")
-        return _status(
-            request, runtime, state, sso, sso.acs_url, sso.request_id, relay_state, error
-        )
+        return _status(request, runtime, state, sso.acs_url, sso.request_id, relay_state, error)
     return login_page(request, runtime, pending)
 
 
@@ -271,13 +268,12 @@ def _attributes(
     attributes = derived_attributes(session.authentication.attributes, state.idp.scope)
     allowed = set(release_for(sp))
     requirement = sp.metadata.subject_id_requirement
-    if requirement in ("subject-id", "any") and requirement != "pairwise-id":
+    if requirement == "subject-id":
         allowed.add("subject-id")
-    if requirement in ("pairwise-id", "any") and pairwise:
+    elif requirement in ("pairwise-id", "any") and pairwise:
+        # Either satisfies "any"; the pairwise one reveals less.
         attributes["pairwise-id"] = [f"{pairwise}@{state.idp.scope}"]
         allowed.add("pairwise-id")
-    if requirement == "any":
-        allowed.discard("subject-id")  # either satisfies "any"; the pairwise one reveals less
     return released(attributes, allowed)
 
 
