@@ -156,7 +156,8 @@ def parse(document: bytes, error: type[XmlSecurityError] = XmlSecurityError) -> 
     return root
 
 
-def _serialize(root: etree._Element) -> bytes:
+def serialize(root: etree._Element) -> bytes:
+    """The document of ``root``, in UTF-8, without an XML declaration."""
     return etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=False)
 
 
@@ -198,6 +199,7 @@ def _certificate_key(cert_pem: bytes) -> xmlsec.Key:
         raise XmlSignatureError("cannot load the certificate (PEM expected)") from exc
 
 
+@functools.lru_cache(maxsize=32)
 def certificate_base64(cert_pem: bytes) -> str:
     """The certificate's DER in base64, as ``<ds:X509Certificate>`` carries it (XML-DSig §4.5.4)."""
     match = _PEM_BODY.search(cert_pem)
@@ -217,40 +219,60 @@ def sign(
     """Sign the element whose ``id_attribute`` is ``element_id`` with an enveloped signature.
 
     A ``<ds:Signature>`` template already among the element's children (pysaml2 places one) is
-    filled in as it is; otherwise one is added: exc-c14n, RSA-SHA256, SHA-256, the certificate in
-    ``KeyInfo/X509Data``, right after ``<saml:Issuer>`` where SAML's schema wants it (SAML core
-    §5.4.1), else as the first child. ``cert_pem`` may be None only when there is a template.
+    filled in as it is; otherwise one is added (:func:`add_signature_template`). ``cert_pem``
+    may be None only when there is a template.
     """
     root = parse(document, XmlSignatureError)
     element = _ids(root, id_attribute).get(element_id)
     if element is None or element.get(id_attribute) != element_id:
         raise XmlSignatureError(f"no element with {id_attribute}={element_id!r} to sign")
+    if element.find(_SIGNATURE) is None:
+        if cert_pem is None:
+            raise XmlSignatureError("no signature template, and no certificate to build one with")
+        add_signature_template(element, cert_pem, id_attribute=id_attribute)
+    sign_in_place(element, key_pem, id_attribute=id_attribute)
+    return serialize(root)
+
+
+def sign_in_place(element: etree._Element, key_pem: bytes, *, id_attribute: str = "ID") -> None:
+    """Fill in the ``<ds:Signature>`` template among ``element``'s children, in its tree.
+
+    For trees built here (sso.protocols.saml.messages): no parse, no serialisation. Nested
+    signatures are signed innermost first, so the outer digest covers the inner signature.
+    """
+    element_id = element.get(id_attribute)
     templates = element.findall(_SIGNATURE)
-    if len(templates) > 1:
-        raise XmlSignatureError("more than one ds:Signature in the element to sign")
-    if templates:
-        signature = templates[0]
-        uris = [
-            ref.get("URI")
-            for ref in signature.iterfind(f"{{{DSIG_NS}}}SignedInfo/*")
-            if ref.tag == f"{{{DSIG_NS}}}Reference"
-        ]
-        if uris != [f"#{element_id}"]:
-            raise XmlSignatureError(f"the signature template must reference #{element_id} only")
-    elif cert_pem is None:
-        raise XmlSignatureError("no signature template, and no certificate to build one with")
-    else:
-        signature = _signature_template(element, element_id, cert_pem)
+    if len(templates) != 1:
+        raise XmlSignatureError("the element to sign must carry exactly one ds:Signature")
+    signature = templates[0]
+    uris = [
+        ref.get("URI")
+        for ref in signature.iterfind(f"{{{DSIG_NS}}}SignedInfo/*")
+        if ref.tag == f"{{{DSIG_NS}}}Reference"
+    ]
+    if element_id is None or uris != [f"#{element_id}"]:
+        raise XmlSignatureError(f"the signature template must reference #{element_id} only")
     context = xmlsec.SignatureContext()
     context.register_id(element, id_attribute)
     # The key alone, without its certificate: xmlsec would otherwise add the certificate to an
-    # X509Data the template (pysaml2's) already filled in, and the document would carry it twice.
+    # X509Data the template already carries, and the document would hold it twice.
     context.key = _private_key(key_pem)
     try:
         context.sign(signature)
     except xmlsec.Error as exc:
         raise XmlSignatureError(f"signing failed: {exc}") from exc
-    return _serialize(root)
+
+
+def add_signature_template(
+    element: etree._Element, cert_pem: bytes, *, id_attribute: str = "ID"
+) -> etree._Element:
+    """Add the template of an enveloped signature of ``element``: exc-c14n, RSA-SHA256, SHA-256,
+    the certificate in ``KeyInfo/X509Data``, right after ``<saml:Issuer>`` where SAML's schema
+    wants it (SAML core §5.4.1), else as the first child."""
+    element_id = element.get(id_attribute)
+    if not element_id:
+        raise XmlSignatureError(f"the element to sign has no {id_attribute}")
+    return _signature_template(element, element_id, cert_pem)
 
 
 def _signature_template(
@@ -442,7 +464,7 @@ def encrypt_element(
     if not isinstance(targets, list) or len(targets) != 1 or not etree.iselement(targets[0]):
         raise XmlEncryptionError(f"{xpath!r} must select exactly one element")
     _encrypt(targets[0], public_key, uri, recipient_cert_pem, template)
-    return _serialize(root)
+    return serialize(root)
 
 
 def _encrypt(
@@ -451,7 +473,8 @@ def _encrypt(
     uri: str,
     recipient_cert_pem: bytes,
     template: bytes | None,
-) -> None:
+) -> etree._Element:
+    """Replace ``target`` by its ``EncryptedData``, which is returned."""
     encrypted_data = _encrypted_data_template(template, uri, recipient_cert_pem)
     # The EncryptedKey is filled in by hand (below), not by xmlsec's key manager: xmlsec would look
     # the transport key up through the template's KeyName, which names the key in the SP's metadata
@@ -480,6 +503,7 @@ def _encrypt(
         cipher_value = encrypted_key.find(f"{{{XENC_NS}}}CipherData/{{{XENC_NS}}}CipherValue")
         cipher_value.text = base64.b64encode(public_key.encrypt(session_key, oaep)).decode()
         key_info.append(encrypted_key)
+    return encrypted_data
 
 
 def _encrypted_data_template(template: bytes | None, uri: str, cert_pem: bytes) -> etree._Element:
@@ -543,24 +567,46 @@ def encrypt_assertion(
     The assertion is the one with ID ``assertion_id``, or the document's only one. It is wrapped
     in an ``EncryptedAssertion`` first unless it is already inside one.
     """
-    uri = content_algorithm(algorithm)
     root = parse(document, XmlEncryptionError)
     tag = f"{{{SAML_ASSERTION_NS}}}Assertion"
     assertions = [a for a in root.iter(tag) if assertion_id is None or a.get("ID") == assertion_id]
     if len(assertions) != 1:
         raise XmlEncryptionError("expected exactly one assertion to encrypt")
-    assertion = assertions[0]
+    wrapper = encrypt_assertion_in_place(assertions[0], recipient_cert_pem, algorithm=algorithm)
+    return serialize(wrapper if wrapper.getparent() is None else root)
+
+
+def encrypt_assertion_in_place(
+    assertion: etree._Element, recipient_cert_pem: bytes, *, algorithm: str = "aes128-gcm"
+) -> etree._Element:
+    """Encrypt ``assertion`` into an ``EncryptedAssertion``, which is returned: in its place
+    when the assertion has a parent (wrapped first unless that parent is an
+    ``EncryptedAssertion``), else a new root.
+
+    An assertion without a parent is encrypted as the root of its own document, with every
+    namespace declaration it carries: an SP then reads it once decrypted, even apart from the
+    Response. Inside a tree, it is serialised for encryption without its ancestors'
+    declarations.
+    """
+    uri = content_algorithm(algorithm)
+    public_key = _recipient_key(recipient_cert_pem)
+    wrapper_tag = f"{{{SAML_ASSERTION_NS}}}EncryptedAssertion"
     parent = assertion.getparent()
-    if parent is None or parent.tag != f"{{{SAML_ASSERTION_NS}}}EncryptedAssertion":
-        wrapper = etree.Element(f"{{{SAML_ASSERTION_NS}}}EncryptedAssertion")
-        if parent is None:
-            wrapper.append(assertion)
-            root = wrapper
-        else:
-            assertion.addprevious(wrapper)
-            wrapper.append(assertion)
-    _encrypt(assertion, _recipient_key(recipient_cert_pem), uri, recipient_cert_pem, template=None)
-    return _serialize(root)
+    # The assertion's own prefix for the wrapper: lxml would otherwise rename the prefix of a
+    # moved (perhaps signed) assertion to the wrapper's.
+    nsmap = {assertion.prefix: SAML_ASSERTION_NS}
+    if parent is None:
+        encrypted_data = _encrypt(assertion, public_key, uri, recipient_cert_pem, template=None)
+        wrapper = etree.Element(wrapper_tag, nsmap=nsmap)
+        wrapper.append(encrypted_data)
+        return wrapper
+    if parent.tag != wrapper_tag:
+        wrapper = etree.Element(wrapper_tag, nsmap=nsmap)
+        assertion.addprevious(wrapper)
+        wrapper.append(assertion)
+        parent = wrapper
+    _encrypt(assertion, public_key, uri, recipient_cert_pem, template=None)
+    return parent
 
 
 def decrypt_element(document: bytes, key_pem: bytes) -> bytes:
@@ -602,7 +648,7 @@ def decrypt_element(document: bytes, key_pem: bytes) -> bytes:
         # Keys beside the EncryptedData served it alone; leaving them would confuse the next pass.
         for encrypted_key in parent.findall(f"{{{XENC_NS}}}EncryptedKey"):
             parent.remove(encrypted_key)
-    return _serialize(root)
+    return serialize(root)
 
 
 def _decrypt_session_key(candidates: list[etree._Element], key_pem: bytes, size: int) -> bytes:

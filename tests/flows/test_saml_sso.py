@@ -21,6 +21,7 @@ from tests.support.saml_client import make_sp, saml_form
 
 USER, PASSWORD = "cmartin", "Saml-Passw0rd-2026"
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 
 
 @pytest.fixture
@@ -238,6 +239,27 @@ def test_encrypted_assertion_with_aes_gcm(
     xml = base64.b64decode(saml_response)
     assert b"EncryptedAssertion" in xml and b"xmlenc11#aes128-gcm" in xml
     assert b"tripledes" not in xml and b"cmartin" not in xml
+    assert sp.read_response(saml_response).get_identity()["uid"] == [USER]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"saml_crypto_backend": "xmlsec1"}])
+@pytest.mark.parametrize("encrypted", [False, True], ids=["signed", "signed-and-encrypted"])
+def test_xmlsec1_backend_signs_and_encrypts_the_same_responses(
+    client, tmp_path, idp_metadata, register, account, encrypted
+) -> None:
+    """The fallback backend (the xmlsec1 program, per signature) builds Responses the SP accepts
+    just as the in-process one does."""
+    sp = register(
+        make_sp(tmp_path / "sp-xmlsec1", idp_metadata, encryption=encrypted),
+        encrypt_assertions=encrypted,
+    )
+    page = log_in_at(client, sp.login_url("https://sso.test/saml/metadata"))
+    saml_response = response_of(page)[1]["SAMLResponse"]
+    xml = base64.b64decode(saml_response)
+    assert (b"xmlenc11#aes128-gcm" in xml) is encrypted
+    xmldsig.verify(
+        xml, [client.app.state.saml.idp.keys.cert_pem], element_tag=f"{{{SAMLP}}}Response"
+    )
     assert sp.read_response(saml_response).get_identity()["uid"] == [USER]
 
 

@@ -9,10 +9,7 @@ import base64
 import datetime as dt
 from dataclasses import dataclass
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
-from saml2.s_utils import sid
-from saml2.sigver import pre_signature_part, signed_instance_factory
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 
 from sso.protocols.saml.bindings import (
     RedirectMessage,
@@ -21,10 +18,20 @@ from sso.protocols.saml.bindings import (
 )
 from sso.protocols.saml.errors import SamlRequestError
 from sso.protocols.saml.idp import IdentityProvider
+from sso.protocols.saml.messages import (
+    SUCCESS,
+    child,
+    protocol_message,
+    saml,
+    saml_instant,
+    samlp,
+    signed,
+    status,
+)
 from sso.protocols.saml.nameid import PERSISTENT, TRANSIENT
 from sso.protocols.saml.replay import SeenMessages
 from sso.protocols.saml.requests import issuer_of, known_sp, transport_form
-from sso.protocols.saml.responses import ENTITY, SUCCESS, as_bytes, saml_instant
+from sso.security import xmldsig
 from sso.services.saml_metadata import Endpoint
 from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
 from sso.sessions.registry import LogoutTarget
@@ -39,10 +46,6 @@ class LogoutRequestIn:
     name_id: str
     session_indexes: tuple[str, ...]
     binding: str  # the binding it came by, which the response goes back by when possible
-
-
-def _issuer(idp: IdentityProvider) -> saml.Issuer:
-    return saml.Issuer(text=idp.entity_id, format=ENTITY)
 
 
 def read_logout_request(
@@ -115,26 +118,27 @@ def front_channel_request_url(
         return None
     now = dt.datetime.now(dt.UTC)
     qualified = target.name_id_format in (TRANSIENT, PERSISTENT)
-    request = samlp.LogoutRequest(
-        id=sid(),
-        version="2.0",
-        issue_instant=saml_instant(now),
+    request = protocol_message(
+        "LogoutRequest",
+        idp,
+        now=now,
         destination=endpoint.location,
-        issuer=_issuer(idp),
-        not_on_or_after=saml_instant(now + dt.timedelta(minutes=5)),
-        reason="urn:oasis:names:tc:SAML:2.0:logout:user",
-        name_id=saml.NameID(
-            text=target.name_id,
-            format=target.name_id_format or None,
+        NotOnOrAfter=saml_instant(now + dt.timedelta(minutes=5)),
+        Reason="urn:oasis:names:tc:SAML:2.0:logout:user",
+    )
+    child(
+        request,
+        saml("NameID"),
+        {
+            "Format": target.name_id_format or None,
             # Qualified as in the assertion (sso.protocols.saml.nameid.NameIds.issue).
-            name_qualifier=idp.entity_id if qualified else None,
-            sp_name_qualifier=sp.entity_id if qualified else None,
-        ),
-        session_index=[samlp.SessionIndex(text=target.ticket)],
+            "NameQualifier": idp.entity_id if qualified else None,
+            "SPNameQualifier": sp.entity_id if qualified else None,
+        },
+        target.name_id,
     )
-    query = signed_redirect_query(
-        "SAMLRequest", str(request).encode("utf-8"), None, idp.keys.key_pem
-    )
+    child(request, samlp("SessionIndex"), text=target.ticket)
+    query = signed_redirect_query("SAMLRequest", xmldsig.serialize(request), None, idp.keys.key_pem)
     separator = "&" if "?" in endpoint.location else "?"
     return endpoint.location + separator + query
 
@@ -156,26 +160,19 @@ def logout_response(
     if endpoint is None:
         return None
     location = endpoint.response_location or endpoint.location
-    response_id = sid()
-    response = samlp.LogoutResponse(
-        id=response_id,
-        version="2.0",
-        issue_instant=saml_instant(dt.datetime.now(dt.UTC)),
+    response = protocol_message(
+        "LogoutResponse",
+        idp,
+        now=dt.datetime.now(dt.UTC),
         destination=location,
         in_response_to=request.request_id,
-        issuer=_issuer(idp),
-        status=samlp.Status(status_code=samlp.StatusCode(value=SUCCESS)),
     )
+    status(response, SUCCESS)
     if endpoint.binding == BINDING_HTTP_REDIRECT:
         query = signed_redirect_query(
-            "SAMLResponse", str(response).encode("utf-8"), relay_state, idp.keys.key_pem
+            "SAMLResponse", xmldsig.serialize(response), relay_state, idp.keys.key_pem
         )
         separator = "&" if "?" in location else "?"
         return LogoutAnswer(location + separator + query, None)
-    response.signature = pre_signature_part(
-        response_id, idp.server.sec.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
-    )
-    xml = as_bytes(
-        signed_instance_factory(response, idp.server.sec, [(class_name(response), response_id)])
-    )
+    xml = signed(idp, response, response)
     return LogoutAnswer(location, base64.b64encode(xml).decode("ascii"))
