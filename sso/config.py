@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     saml_cert_file: Path | None = Field(
         None, description="Its certificate (PEM); generated with the key when unset."
     )
+    saml_key_size: Literal[2048, 3072, 4096] = Field(
+        2048,
+        description="RSA size of a generated signing key: 2048 is good until 2030 (ANSSI, NIST),"
+        " 3072 beyond, at about three times the signing cost.",
+    )
     saml_next_cert_file: Path | None = Field(
         None,
         description="Rollover: the next certificate, published in metadata before it is used.",

@@ -23,7 +23,10 @@ from cryptography.x509.oid import NameOID
 
 from sso.errors import ConfigurationError
 
-KEY_SIZE = 3072  # NIST SP 800-57 part 1: 128-bit security, good beyond 2030
+# NIST SP 800-57 part 1 and ANSSI (guide des mécanismes cryptographiques): 2048 bits are good
+# until 2030 (112-bit security), 3072 beyond (128-bit); a 3072-bit signature costs ~3x more.
+KEY_SIZES = (2048, 3072, 4096)
+KEY_SIZE = 2048
 VALIDITY = datetime.timedelta(days=3650)
 KEY_NAME = "signing.key"
 CERT_NAME = "signing.crt"
@@ -53,12 +56,13 @@ class SigningKeys:
         cert_file: Path | None,
         next_cert_file: Path | None,
         common_name: str,
+        key_size: int = KEY_SIZE,
     ) -> SigningKeys:
         """The configured pair, checked; else the one under ``var_dir/saml/``, made if absent."""
         if (key_file is None) != (cert_file is None):
             raise KeyFileError("set both the SAML key file and its certificate file, or neither")
         if key_file is None or cert_file is None:
-            key_file, cert_file = _generated_pair(Path(var_dir) / "saml", common_name)
+            key_file, cert_file = _generated_pair(Path(var_dir) / "saml", common_name, key_size)
         key_pem, cert_pem = _read(key_file), _read(cert_file)
         check_pair(key_pem, cert_pem, str(key_file), str(cert_file))
         next_cert_pem = None
@@ -108,8 +112,9 @@ def check_pair(key_pem: bytes, cert_pem: bytes, key_name: str, cert_name: str) -
     _check_not_expired(certificate, cert_name)
 
 
-def _generated_pair(directory: Path, common_name: str) -> tuple[Path, Path]:
-    """``directory/signing.{key,crt}``, made once and for all.
+def _generated_pair(directory: Path, common_name: str, key_size: int) -> tuple[Path, Path]:
+    """``directory/signing.{key,crt}``, made once and for all (a key already there is kept,
+    whatever its size).
 
     The pair goes into one temporary directory first and is linked into place with
     ``os.link`` — which fails if the name exists — key last: the key is the mark of a complete
@@ -122,7 +127,7 @@ def _generated_pair(directory: Path, common_name: str) -> tuple[Path, Path]:
     staging = directory / f".new-{secrets.token_hex(8)}"
     staging.mkdir(mode=0o700)
     try:
-        key_pem, cert_pem = _new_pair(common_name)
+        key_pem, cert_pem = _new_pair(common_name, key_size)
         _write(staging / KEY_NAME, key_pem, 0o600)
         _write(staging / CERT_NAME, cert_pem, 0o644)
         try:
@@ -164,10 +169,12 @@ def _write(path: Path, content: bytes, mode: int) -> None:
         os.fsync(stream.fileno())
 
 
-def _new_pair(common_name: str) -> tuple[bytes, bytes]:
+def _new_pair(common_name: str, key_size: int) -> tuple[bytes, bytes]:
     """A self-signed certificate, as SAML metadata uses them: only its key matters (SAML
     metadata interoperability profile §2.2), so no CA and a long life."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+    if key_size not in KEY_SIZES:
+        raise KeyFileError(f"RSA key size {key_size} refused: one of {KEY_SIZES}")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (

@@ -38,6 +38,7 @@ def build_saml_state(settings: Settings, engine: Engine, registry: SamlSpRegistr
         settings.saml_cert_file,
         settings.saml_next_cert_file,
         common_name=idp_scope(settings),
+        key_size=settings.saml_key_size,
     )
     idp = IdentityProvider(settings, keys)
     return SamlState(

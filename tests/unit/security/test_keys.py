@@ -54,7 +54,7 @@ def other_pair() -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SigningKeys]:
-    """One real 3072-bit generation for the module (about a second)."""
+    """One real generation, of the default size, for the module."""
     var_dir = tmp_path_factory.mktemp("var")
     return var_dir, SigningKeys.load_or_create(var_dir, None, None, None, CN)
 
@@ -86,17 +86,30 @@ def test_generated_certificate(generated: tuple[Path, SigningKeys]) -> None:
     cert = x509.load_pem_x509_certificate(keys.cert_pem)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == CN
     assert cert.issuer == cert.subject
-    assert cert.public_key().key_size == 3072
+    assert cert.public_key().key_size == 2048
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert datetime.timedelta(days=3649) < lifetime < datetime.timedelta(days=3651)
     key = serialization.load_pem_private_key(keys.key_pem, password=None)
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()
 
 
+def test_generated_key_size_follows_the_setting(tmp_path: Path) -> None:
+    keys = SigningKeys.load_or_create(tmp_path, None, None, None, CN, key_size=3072)
+    assert x509.load_pem_x509_certificate(keys.cert_pem).public_key().key_size == 3072
+    # A key already there is kept, whatever size is asked for now.
+    again = SigningKeys.load_or_create(tmp_path, None, None, None, CN, key_size=2048)
+    assert again.key_pem == keys.key_pem
+
+
+def test_weak_or_odd_key_sizes_refused(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="1024"):
+        SigningKeys.load_or_create(tmp_path, None, None, None, CN, key_size=1024)
+
+
 def test_reused_on_next_start(generated: tuple[Path, SigningKeys], monkeypatch) -> None:
     var_dir, first = generated
 
-    def no_new_pair(common_name: str) -> tuple[bytes, bytes]:
+    def no_new_pair(common_name: str, key_size: int) -> tuple[bytes, bytes]:
         raise AssertionError("a second pair was generated")
 
     monkeypatch.setattr(keys_module, "_new_pair", no_new_pair)
@@ -109,7 +122,7 @@ def test_race_loser_uses_the_winners_pair(tmp_path: Path, monkeypatch, pair, oth
     pairs = iter([pair, other_pair])
     winner: list[SigningKeys] = []
 
-    def slow_new_pair(common_name: str) -> tuple[bytes, bytes]:
+    def slow_new_pair(common_name: str, key_size: int) -> tuple[bytes, bytes]:
         made = next(pairs)
         if made is pair:  # B, mid-generation: A starts and completes
             winner.append(SigningKeys.load_or_create(tmp_path, None, None, None, CN))
@@ -139,7 +152,7 @@ def test_certificate_without_key_refused_when_stale(tmp_path: Path, pair, monkey
     directory.mkdir()
     old = _write(directory, "signing.crt", pair[1])
     os.utime(old, (1_000_000_000, 1_000_000_000))  # left by a worker that died long ago
-    monkeypatch.setattr(keys_module, "_new_pair", lambda common_name: pair)
+    monkeypatch.setattr(keys_module, "_new_pair", lambda common_name, key_size: pair)
     with pytest.raises(KeyFileError, match="no signing.key"):
         SigningKeys.load_or_create(tmp_path, None, None, None, CN)
 
