@@ -412,17 +412,17 @@ def test_a_plain_doctype_in_utf16_is_refused(client, sp, refused) -> None:
 
 @BINDINGS
 def test_a_comment_cutting_the_issuer_is_refused(client, sp, refused, binding) -> None:
-    """lxml reads the text before the comment, pysaml2 the whole: two different issuers."""
+    """Its text before the comment, or the whole? Neither: an Issuer is text alone."""
     xml = authn_request(f"{SP_ID}<!-- -->.evil.test", binding=binding)
-    refused(send(client, xml, binding), "the AuthnRequest's Issuer changed while it was read")
+    refused(send(client, xml, binding), "the SAML message's Issuer must be text alone")
 
 
 @BINDINGS
 def test_two_issuers_are_refused(client, sp, signed_sp, refused, binding) -> None:
-    """lxml takes the first Issuer, pysaml2 the last: the unsigned SP's name must not carry a
-    request of the SP that signs."""
+    """The first Issuer, or the last? Neither: the unsigned SP's name must not carry a request
+    of the SP that signs."""
     xml = authn_request(SP_ID, binding=binding, children=f"<saml:Issuer>{SIGNED_ID}</saml:Issuer>")
-    refused(send(client, xml, binding), "the AuthnRequest's Issuer changed while it was read")
+    refused(send(client, xml, binding), "the SAML message names more than one Issuer")
 
 
 @BINDINGS
@@ -517,8 +517,9 @@ def test_a_deflate_bomb_is_refused_without_inflating_it(client, sp, refused) -> 
         ({"SAMLResponse": "PHgvPg=="}, "an SSO endpoint takes a SAMLRequest"),
         ({"SAMLRequest": "PG5vdCB4bWw="}, "the SAML message is not well-formed XML"),
         (
+            # Deflated bytes are refused as not UTF-8 (a NUL among them) or as not XML.
             {"SAMLRequest": _deflate(authn_request(binding=BINDING_HTTP_POST))},
-            "the SAML message is not well-formed XML",
+            "the SAML message is not ",
         ),
         (
             {"SAMLRequest": base64.b64encode(authn_request()).decode(), "RelayState": "r" * 1025},
@@ -573,7 +574,7 @@ def test_post_binding_refuses_a_file_upload_or_too_many_fields(client, sp, runti
     [
         ({"root": "samlp:Response"}, "unexpected SAML message Response"),
         ({"root": "saml:Assertion"}, "unexpected SAML message Assertion"),
-        ({"root": "samlp:LogoutRequest"}, "the AuthnRequest was refused"),
+        ({"root": "samlp:LogoutRequest"}, "the AuthnRequest was refused: this is a LogoutRequest"),
         ({"issuer": None}, "the SAML message names no Issuer"),
         ({"issuer": "  "}, "the SAML message names no Issuer"),
         (
@@ -584,7 +585,7 @@ def test_post_binding_refuses_a_file_upload_or_too_many_fields(client, sp, runti
             },
             "the SAML message names no Issuer",
         ),
-        ({"version": "1.0"}, "the AuthnRequest was refused"),
+        ({"version": "1.0"}, "the AuthnRequest was refused: version 1.0 is not 2.0"),
     ],
     ids=[
         "response",
@@ -608,7 +609,7 @@ def test_a_destination_that_is_not_us_is_refused(client, sp, refused, binding) -
     xml = authn_request(binding=binding).replace(
         SSO[binding].encode(), b"https://other-idp.test/sso"
     )
-    refused(send(client, xml, binding), "the AuthnRequest was refused")
+    refused(send(client, xml, binding), "the AuthnRequest was refused: its Destination is not")
 
 
 # -- which SP ----------------------------------------------------------------------------------
@@ -815,27 +816,36 @@ def _other_key(signed_sp: Sp, other: Sp) -> bytes:
 @pytest.mark.parametrize(
     ("attack", "reason"),
     [
-        (lambda s, o: _altered(_signed_post_request(s)), "Request was not signed correctly"),
-        (lambda s, o: _comment_in_issuer(_signed_post_request(s)), "not signed correctly"),
-        (lambda s, o: _pi_in_issuer(_signed_post_request(s)), "not signed correctly"),
-        (lambda s, o: _other_key(s, o), "Request was not signed correctly"),
+        (
+            lambda s, o: _altered(_signed_post_request(s)),
+            "the AuthnRequest's signature does not verify",
+        ),
+        (
+            lambda s, o: _comment_in_issuer(_signed_post_request(s)),
+            "the SAML message's Issuer must be text alone",
+        ),
+        (
+            lambda s, o: _pi_in_issuer(_signed_post_request(s)),
+            "the AuthnRequest's signature does not verify",
+        ),
+        (lambda s, o: _other_key(s, o), "the AuthnRequest's signature does not verify"),
         (
             lambda s, o: _wrapped_in_extensions(_signed_post_request(s), None, "_evil"),
             "this SP must sign its AuthnRequests, and this one is not signed",
         ),
         (
             lambda s, o: _moved_signature(_signed_post_request(s), "_evil"),
-            "Request was not signed correctly",
+            "the AuthnRequest's signature does not verify",
         ),
         (
             lambda s, o: _moved_signature(_signed_post_request(s), "_signed1"),
-            "Request was not signed correctly",
+            "the AuthnRequest's signature does not verify",
         ),
         (
             lambda s, o: _wrapped_in_extensions(
                 _signed_post_request(s), _root_signature(_signed_post_request(s)), "_signed1"
             ),
-            "Request was not signed correctly",
+            "the AuthnRequest's signature does not verify",
         ),
     ],
     ids=[
@@ -914,7 +924,7 @@ def test_a_stale_or_future_issue_instant_is_refused(client, sp, refused, binding
 @BINDINGS
 def test_an_issue_instant_that_is_no_date_is_refused(client, sp, refused, binding) -> None:
     xml = authn_request(binding=binding, issue_instant="yesterday")
-    refused(send(client, xml, binding), "Wrong type of value 'yesterday' on attribute 'issue")
+    refused(send(client, xml, binding), "the AuthnRequest's IssueInstant is not a date")
 
 
 # -- requests we trust but cannot satisfy: a status to the SP's ACS ----------------------------
@@ -1034,11 +1044,7 @@ def test_a_logout_request_signed_by_another_key_is_refused(
     seen = counts(runtime)["saml_seen_messages"]
     impostor = sp_maker("impostor", entity_id=sp.entity_id)  # same entityID, another key
     page = _send_logout(client, impostor, binding, answer)
-    reason = {
-        BINDING_HTTP_REDIRECT: "the LogoutRequest's signature does not verify",
-        BINDING_HTTP_POST: "the LogoutRequest was refused",
-    }[binding]
-    refused(page, reason, seen=seen, sessions=1)
+    refused(page, "the LogoutRequest's signature does not verify", seen=seen, sessions=1)
     assert runtime.sessions.sessions_of(USER)
 
 

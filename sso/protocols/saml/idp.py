@@ -1,20 +1,18 @@
 """Our identity provider as pysaml2 sees it: its configuration, its crypto, the SPs it knows.
 
-pysaml2 parses and checks the SPs' messages, writes the XML of ours and calls the crypto
-backend (in-process by default, ``xmlsec1`` on request) for every signature. What it keeps in
-memory by default lives elsewhere here: SP metadata comes from the database registry (parsed
-copies are only a per-worker cache, refreshed when the row changes), persistent NameIDs and
-seen message IDs are tables (sso.protocols.saml.models).
+pysaml2 writes our metadata and stands for the crypto backend interface (in-process by
+default, ``xmlsec1`` on request). The SPs' messages are read by sso.protocols.saml.requests
+and ours built by sso.protocols.saml.messages, with lxml. What pysaml2 keeps in memory by
+default lives elsewhere here: SP metadata comes from the database registry, persistent NameIDs
+and seen message IDs are tables (sso.protocols.saml.models).
 """
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlsplit
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
-from saml2.mdstore import InMemoryMetaData, MetadataStore
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.server import Server
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
@@ -24,7 +22,6 @@ from sso.protocols.saml.attributes import attribute_converter
 from sso.protocols.saml.crypto import install, make_crypto_backend
 from sso.protocols.saml.nameid import SUPPORTED
 from sso.security.keys import SigningKeys
-from sso.services.saml_registry import SamlServiceProvider
 
 SSO_REDIRECT = "saml/sso/redirect"
 SSO_POST = "saml/sso/post"
@@ -102,26 +99,9 @@ class IdentityProvider:
         self.scope = idp_scope(settings)
         config = _config(settings, keys)
         self.server = Server(config=config)
-        # Our SPs come from the registry, not from files pysaml2 would load at start: one
-        # store, shared by the Server and its security context (which finds the SPs' signing
-        # certificates there).
-        store = MetadataStore(config.attribute_converters, config)
-        self.server.metadata = self.server.sec.metadata = config.metadata = store
         self.crypto = make_crypto_backend(settings.saml_crypto_backend)
         install(self.server, self.crypto)
-        self._loaded: dict[str, object] = {}  # entityID -> updated_at of the copy loaded
-        self._lock = threading.Lock()
         self._metadata: tuple[float, bytes] | None = None
-
-    def load(self, sp: SamlServiceProvider) -> None:
-        """Make pysaml2 know ``sp`` as the registry has it now (reloaded when the row changed)."""
-        if self._loaded.get(sp.entity_id) == sp.updated_at:
-            return
-        with self._lock:
-            metadata = InMemoryMetaData(self.server.metadata.attrc, sp.metadata_xml)
-            metadata.load()
-            self.server.metadata.metadata[f"sp:{sp.entity_id}"] = metadata
-            self._loaded[sp.entity_id] = sp.updated_at
 
     def metadata_document(self, now: float) -> bytes:
         """Our metadata (SAML metadata 2.4.3), signed when the setting says so; rebuilt hourly,

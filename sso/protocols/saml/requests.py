@@ -1,33 +1,34 @@
 """Reading an SP's AuthnRequest (SAML core 3.4.1, profiles 4.1.4.1) into what the login
-layer needs, refusing on the way everything we must not act on."""
+layer needs, refusing on the way everything we must not act on.
+
+Read with lxml alone, one parse and our strict signature check (sso.security.xmldsig), not
+with pysaml2's ``parse_authn_request``: two parsers reading one message differently is how
+an Issuer cut by a comment or a second Issuer names two SPs at once, and pysaml2's object
+model, with the deflate again for its Redirect reader, cost as much as a signature.
+"""
 
 from __future__ import annotations
 
-import base64
 import calendar
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from lxml import etree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.s_utils import UnknownPrincipal
-from saml2.s_utils import UnsupportedBinding as Saml2UnsupportedBinding
+from saml2 import BINDING_HTTP_POST
 from saml2.time_util import str_to_time
 
-from sso.protocols.saml.bindings import (
-    RedirectMessage,
-    encode_redirect,
-    verify_redirect_signature,
-)
+from sso.protocols.saml.bindings import RedirectMessage, verify_redirect_signature
 from sso.protocols.saml.errors import (
     NoAuthnContext,
     SamlRequestError,
     SamlStatusError,
     UnknownServiceProvider,
 )
-from sso.protocols.saml.idp import IdentityProvider
+from sso.protocols.saml.idp import SSO_POST, SSO_REDIRECT, IdentityProvider
 from sso.protocols.saml.replay import SeenMessages
 from sso.protocols.saml.responses import PASSWORD, PASSWORD_PROTECTED_TRANSPORT
+from sso.security import xmldsig
 from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -39,6 +40,9 @@ CLOCK_SKEW = dt.timedelta(minutes=3)
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_pis=True
 )
+_MESSAGES = ("AuthnRequest", "LogoutRequest", "LogoutResponse")
+_NCNAME = re.compile(r"[A-Za-z_][\w.\-]*\Z")  # xs:ID (ASCII is all SAML IDs need)
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}  # xs:boolean
 
 
 @dataclass(frozen=True)
@@ -58,40 +62,116 @@ class SsoRequest:
     refusal: SamlStatusError | None = None
 
 
-def issuer_of(xml: bytes) -> str:
-    """The Issuer of a SAML protocol message, read before anything else is trusted."""
+def message_root(xml: bytes) -> etree._Element:
+    """The root of a SAML protocol message, refused unless it is one we take."""
     try:
         root = etree.fromstring(xml, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise SamlRequestError("the SAML message is not well-formed XML") from exc
-    if root.tag not in (
-        f"{{{SAMLP}}}AuthnRequest",
-        f"{{{SAMLP}}}LogoutRequest",
-        f"{{{SAMLP}}}LogoutResponse",
-    ):
+    if root.tag not in {f"{{{SAMLP}}}{name}" for name in _MESSAGES}:
         raise SamlRequestError(f"unexpected SAML message {etree.QName(root).localname}")
-    issuer = root.find(f"{{{SAML}}}Issuer")
+    return root
+
+
+def issuer_of(root: etree._Element) -> str:
+    """The Issuer of a protocol message, read before anything else is trusted: one, made of
+    text alone (a comment inside would make its text ambiguous)."""
+    issuers = root.findall(f"{{{SAML}}}Issuer")
+    if len(issuers) > 1:
+        raise SamlRequestError("the SAML message names more than one Issuer")
+    issuer = issuers[0] if issuers else None
     if issuer is None or not (issuer.text or "").strip():
         raise SamlRequestError("the SAML message names no Issuer")
+    if len(issuer):
+        raise SamlRequestError("the SAML message's Issuer must be text alone")
     return issuer.text.strip()
 
 
-def transport_form(xml: bytes, redirect: RedirectMessage | None) -> tuple[str, str]:
-    """The message encoded again for pysaml2, which reads messages in their transport form;
-    re-encoded from the XML already decoded here with our limits, never from the original."""
-    if redirect is not None:
-        return encode_redirect(xml), BINDING_HTTP_REDIRECT
-    return base64.b64encode(xml).decode("ascii"), BINDING_HTTP_POST
+@dataclass(frozen=True)
+class CheckedMessage:
+    """A protocol message from a known SP, checked as core 3.2.1 asks."""
+
+    sp: SamlServiceProvider
+    root: etree._Element  # the element whose signature was verified, when it was signed
+    message_id: str
+    issued: dt.datetime
+    signed: bool  # an enveloped signature or a Redirect-binding one, verified
 
 
-def known_sp(
-    registry: SamlSpRegistry, idp: IdentityProvider, entity_id: str
-) -> SamlServiceProvider:
-    """The approved SP ``entity_id``, loaded into pysaml2; refused otherwise."""
+def checked_message(
+    idp: IdentityProvider,
+    registry: SamlSpRegistry,
+    *,
+    xml: bytes,
+    redirect: RedirectMessage | None,
+    kind: str,
+    endpoints: tuple[str, str],
+    now: dt.datetime | None = None,
+) -> CheckedMessage:
+    """Check ``xml``, a ``kind`` message from an approved SP, by the Redirect binding when
+    ``redirect`` is given (else POST): version, ID, IssueInstant, a Destination that is our
+    endpoint for that binding (``endpoints``: Redirect, POST), and any signature, verified
+    with the SP's metadata certificates only. A signed message must name its Destination
+    (bindings 3.4.5.2, 3.5.5.2); an old one, or one from the future, is refused."""
+    now = now or dt.datetime.now(dt.UTC)
+    root = message_root(xml)
+    sp = known_sp(registry, issuer_of(root))
+    if root.tag != f"{{{SAMLP}}}{kind}":
+        raise SamlRequestError(f"the {kind} was refused: this is a {etree.QName(root).localname}")
+    certificates = [c.encode("ascii") for c in sp.metadata.signing_certs]
+    signed = False
+    if root.find(f"{{{xmldsig.DSIG_NS}}}Signature") is not None:
+        try:
+            # The element verified is the one read from here on (signature wrapping).
+            root = xmldsig.verify(
+                xml, certificates, element_id=root.get("ID"), element_tag=root.tag
+            )
+        except xmldsig.XmlSecurityError as exc:
+            raise SamlRequestError(f"the {kind}'s signature does not verify: {exc}") from exc
+        if root.getparent() is not None:
+            raise SamlRequestError(f"the {kind}'s signature does not verify: not the root")
+        signed = True
+    if redirect is not None and redirect.signature is not None:
+        if not verify_redirect_signature(redirect, list(sp.metadata.signing_certs)):
+            raise SamlRequestError(f"the {kind}'s signature does not verify")
+        signed = True
+    if root.get("Version") != "2.0":
+        raise SamlRequestError(f"the {kind} was refused: version {root.get('Version')} is not 2.0")
+    message_id = root.get("ID") or ""
+    if not _NCNAME.match(message_id):
+        raise SamlRequestError(f"the {kind} has no ID, or one that is not an xs:ID")
+    try:
+        issued = dt.datetime.fromtimestamp(
+            calendar.timegm(str_to_time(root.get("IssueInstant") or "")), dt.UTC
+        )
+    except (TypeError, ValueError, AttributeError) as exc:  # pysaml2's parser, on no match
+        raise SamlRequestError(f"the {kind}'s IssueInstant is not a date") from exc
+    if issued < now - MAX_REQUEST_AGE - CLOCK_SKEW or issued > now + CLOCK_SKEW:
+        raise SamlRequestError(f"the {kind} is too old, or comes from the future")
+    destination = root.get("Destination")
+    ours = idp.settings.url(endpoints[0] if redirect is not None else endpoints[1])
+    if destination is not None and destination != ours:
+        raise SamlRequestError(f"the {kind} was refused: its Destination is not {ours}")
+    if signed and destination is None:
+        raise SamlRequestError(f"the {kind} was refused: a signed message names its Destination")
+    return CheckedMessage(sp, root, message_id, issued, signed)
+
+
+def boolean(root: etree._Element, name: str, default: bool) -> bool:
+    """An xs:boolean attribute; refused when it is something else."""
+    value = root.get(name)
+    if value is None:
+        return default
+    if value.strip() not in _BOOLEANS:
+        raise SamlRequestError(f"{name}={value!r} is not a boolean")
+    return _BOOLEANS[value.strip()]
+
+
+def known_sp(registry: SamlSpRegistry, entity_id: str) -> SamlServiceProvider:
+    """The approved SP ``entity_id``; refused otherwise."""
     sp = registry.approved(entity_id)
     if sp is None:
         raise UnknownServiceProvider(f"{entity_id} is not a registered service provider")
-    idp.load(sp)
     return sp
 
 
@@ -130,12 +210,20 @@ def our_authn_class(https: bool) -> str:
     return PASSWORD_PROTECTED_TRANSPORT if https else PASSWORD
 
 
-def _authn_class(requested, https: bool) -> str:  # noqa: ANN001 - pysaml2's RequestedAuthnContext
+def _authn_class(requested: etree._Element | None, https: bool) -> str:
+    """The class we name in the assertion when a password login meets ``requested`` (a
+    ``RequestedAuthnContext``); NoAuthnContext when it does not."""
     ours = our_authn_class(https)
-    if requested is None or not requested.authn_context_class_ref:
+    if requested is None:
         return ours
-    refs = [r.text.strip() for r in requested.authn_context_class_ref if r.text]
-    comparison = requested.comparison or "exact"
+    refs = [
+        r.text.strip()
+        for r in requested.findall(f"{{{SAML}}}AuthnContextClassRef")
+        if r.text and r.text.strip()
+    ]
+    if not refs:
+        return ours
+    comparison = requested.get("Comparison") or "exact"
     satisfied = {
         # What a password login satisfies for each comparison (core 3.3.2.2.1).
         "exact": {ours, UNSPECIFIED_CONTEXT},
@@ -161,68 +249,51 @@ def read_authn_request(
     """Check an AuthnRequest end to end (``redirect``: its query string, for the Redirect
     binding); raises SamlRequestError (a page) when it cannot be answered; a failure to answer
     to the SP is in ``refusal``."""
-    now = now or dt.datetime.now(dt.UTC)
-    sp = known_sp(registry, idp, issuer_of(xml))
-    # pysaml2 checks version, Destination (against our endpoints of that binding) and an
-    # enveloped signature when there is one (with the SP's metadata certificates, through our
-    # backend).
-    try:
-        parsed = idp.server.parse_authn_request(*transport_form(xml, redirect))
-    except (Saml2UnsupportedBinding, UnknownPrincipal) as exc:
-        raise SamlRequestError(str(exc)) from exc
-    except Exception as exc:  # pysaml2 raises many unrelated types for a bad request
-        raise SamlRequestError(f"the AuthnRequest was refused: {exc}") from exc
-    if parsed is None or parsed.message is None:
-        raise SamlRequestError("the AuthnRequest could not be read")
-    request = parsed.message
-    if request.issuer is None or request.issuer.text.strip() != sp.entity_id:
-        raise SamlRequestError("the AuthnRequest's Issuer changed while it was read")
-    if not request.id:
-        raise SamlRequestError("the AuthnRequest has no ID")
-    try:
-        issued = dt.datetime.fromtimestamp(
-            calendar.timegm(str_to_time(request.issue_instant)), dt.UTC
-        )
-    except (TypeError, ValueError) as exc:
-        raise SamlRequestError("the AuthnRequest's IssueInstant is not a date") from exc
-    if issued < now - MAX_REQUEST_AGE - CLOCK_SKEW or issued > now + CLOCK_SKEW:
-        raise SamlRequestError("the AuthnRequest is too old, or comes from the future")
-
-    signed_enveloped = request.signature is not None  # pysaml2 verified it if present
-    signed_redirect = False
-    if redirect is not None and redirect.signature is not None:
-        if not verify_redirect_signature(redirect, sp.metadata.signing_certs):
-            raise SamlRequestError("the AuthnRequest's signature does not verify")
-        signed_redirect = True
+    message = checked_message(
+        idp,
+        registry,
+        xml=xml,
+        redirect=redirect,
+        kind="AuthnRequest",
+        endpoints=(SSO_REDIRECT, SSO_POST),
+        now=now,
+    )
+    sp, request = message.sp, message.root
     must_sign = sp.metadata.authn_requests_signed or idp.settings.saml_require_signed_requests
-    if must_sign and not (signed_enveloped or signed_redirect):
+    if must_sign and not message.signed:
         raise SamlRequestError("this SP must sign its AuthnRequests, and this one is not signed")
 
+    url = request.get("AssertionConsumerServiceURL")
+    index = request.get("AssertionConsumerServiceIndex")
+    if url is not None and index is not None:
+        raise SamlRequestError(
+            "AssertionConsumerServiceURL and AssertionConsumerServiceIndex exclude each other"
+        )
+    if index is not None and not (index.strip().isdigit() and int(index) <= 65535):
+        raise SamlRequestError(f"AssertionConsumerServiceIndex={index!r} is not an index")
     acs_url = acs_url_for(
-        sp,
-        request.assertion_consumer_service_url,
-        None
-        if request.assertion_consumer_service_index is None
-        else str(request.assertion_consumer_service_index),
-        request.protocol_binding,
+        sp, url, None if index is None else str(int(index)), request.get("ProtocolBinding")
     )
-    if not seen.first_time(sp.entity_id, request.id):
+    force_authn = boolean(request, "ForceAuthn", False)
+    is_passive = boolean(request, "IsPassive", False)
+    policy = request.find(f"{{{SAMLP}}}NameIDPolicy")
+    allow_create = True if policy is None else boolean(policy, "AllowCreate", True)
+    if not seen.first_time(sp.entity_id, message.message_id):
         raise SamlRequestError("this AuthnRequest was already received: a replay")
-    policy = request.name_id_policy
     refusal = None
     try:
-        authn_class = _authn_class(request.requested_authn_context, https)
+        authn_class = _authn_class(request.find(f"{{{SAMLP}}}RequestedAuthnContext"), https)
     except NoAuthnContext as exc:
         authn_class, refusal = our_authn_class(https), exc
     return SsoRequest(
         sp=sp,
-        request_id=request.id,
+        request_id=message.message_id,
         acs_url=acs_url,
-        force_authn=str(request.force_authn).lower() in ("true", "1"),
-        is_passive=str(request.is_passive).lower() in ("true", "1"),
-        name_id_format=policy.format if policy is not None else None,
-        allow_create=policy is None or str(policy.allow_create).lower() not in ("false", "0"),
-        sp_name_qualifier=policy.sp_name_qualifier if policy is not None else None,
+        force_authn=force_authn,
+        is_passive=is_passive,
+        name_id_format=policy.get("Format") if policy is not None else None,
+        allow_create=allow_create,
+        sp_name_qualifier=policy.get("SPNameQualifier") if policy is not None else None,
         authn_class=authn_class,
         refusal=refusal,
     )

@@ -239,7 +239,7 @@ async def sso_unsolicited(request: Request, runtime: RuntimeDep) -> Response:
         target = check_relay_state(request.query_params.get("target"))
         if not provider or len(provider) > 1024:
             raise SamlRequestError("providerId names no service provider")
-        sp = await runtime.run_database(known_sp, state.registry, state.idp, provider)
+        sp = await runtime.run_database(known_sp, state.registry, provider)
         acs_url = acs_url_for(sp, shire, None, None)
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
@@ -295,7 +295,6 @@ def _answer(state: SamlState, pending: PendingRequest, session: SsoSession) -> _
     sp = state.registry.approved(params["sp"])
     if sp is None:
         raise UnknownServiceProvider(f"{params['sp']} is no longer a registered service provider")
-    state.idp.load(sp)
     acs_url = params["acs"]
     subject = session.authentication.subject
     requirement = sp.metadata.subject_id_requirement
