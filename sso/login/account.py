@@ -1,6 +1,7 @@
 """The account holder's own pages: "Mon compte" with "Mon activité" (the last logins,
 failures, lockouts, password changes and recovery events, with time, address and browser),
-and changing the password while logged in."""
+changing the password while logged in, and the recovery address (confirmed from itself; the
+former one is told)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from sso.accounts.models import Account
 from sso.accounts.policy import PasswordPolicy
 from sso.accounts.recovery import CONFIRM_EMAIL
 from sso.audit import RECOVERY_EMAIL_CHANGED, events_of, record
+from sso.db import utcnow
 from sso.login.cookies import csrf_ok, csrf_token, read_tgc, set_csrf_cookie
+from sso.login.notices import masked_address, send_notice
 from sso.login.password_change import (
     password_is_current,
     password_problems,
@@ -186,6 +189,37 @@ def _send_confirmation(runtime: Runtime, account: Account, address: str, languag
     runtime.outbox.enqueue(address, mail.subject, mail.text, mail.html)
 
 
+def _change_recovery_email(
+    runtime: Runtime, account: Account, new_address: str, address: str, agent: str, language: str
+) -> None:
+    """Store the confirmed address, log it and tell the holder (blocking). The notice goes to
+    the account's addresses as they were: the former recovery address and the academic one."""
+    runtime.accounts.set_recovery_email(account.id, new_address)
+    record(
+        runtime.engine,
+        RECOVERY_EMAIL_CHANGED,
+        account_id=account.id,
+        identifier=account.identifier,
+        address=address,
+        user_agent=agent,
+    )
+    if new_address == account.recovery_email:
+        return  # confirmed again: nothing changed
+    send_notice(
+        runtime,
+        account,
+        "recovery_email_changed",
+        language,
+        new_address=masked_address(new_address),
+        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
+        address=address,
+        browser=agent,
+        # Not the reset page: a reset link would now go to the new address. Logged in, the
+        # holder can change the password and put their address back.
+        account_url=runtime.settings.url("account"),
+    )
+
+
 @router.get("/account/confirm-email")
 async def confirm_recovery_email(
     request: Request, runtime: RuntimeDep, token: str = ""
@@ -199,17 +233,14 @@ async def confirm_recovery_email(
         return runtime.pages.message(
             request, "recover.reset.invalid_title", "account.confirm_invalid", 400
         )
-    await run_in_threadpool(runtime.accounts.set_recovery_email, account.id, redeemed.payload)
     await run_in_threadpool(
-        partial(
-            record,
-            runtime.engine,
-            RECOVERY_EMAIL_CHANGED,
-            account_id=account.id,
-            identifier=account.identifier,
-            address=client_address(request),
-            user_agent=user_agent(request),
-        )
+        _change_recovery_email,
+        runtime,
+        account,
+        redeemed.payload,
+        client_address(request),
+        user_agent(request),
+        runtime.pages.language(request),
     )
     return runtime.pages.message(
         request,

@@ -24,6 +24,16 @@ def addresses(account: Account, *, recovery_only: bool = False) -> list[str]:
     return found
 
 
+def masked_address(address: str) -> str:
+    """An address as a notice shows it: "j***@example.org". A recovery address is often
+    changed because someone else reads the old mailbox, and the notice goes there: the holder
+    recognises their new address, the old mailbox's reader does not learn it."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
 def send_notice(
     runtime: Runtime,
     account: Account,

@@ -1,10 +1,11 @@
 """Recovery by personal identity questions ("m'auto dépanner").
 
 A logged-in holder chooses three questions and their answers (``/account/questions``, with
-the current password). Who lost access types the identifier, answers the questions, and, if
-the answers are right, receives a one-time code at the recovery address; the code and a new
-password then reset the account. The answers alone are never enough: without the code sent to
-a registered address nothing changes, and an account without a recovery address gets nothing.
+the current password; a notice is mailed to the account's addresses). Who lost access types
+the identifier, answers the questions, and, if the answers are right, receives a one-time code
+at the recovery address; the code and a new password then reset the account. The answers
+alone are never enough: without the code sent to a registered address nothing changes, and an
+account without a recovery address gets nothing.
 
 Enumeration-safe like sso.login.recovery: an unknown identifier, or an account without
 questions, is shown three decoy questions derived from the identifier (the same every time);
@@ -149,12 +150,16 @@ def _save(
     pairs: list[tuple[str, str]],
     address: str,
     agent: str,
+    language: str,
 ) -> str:
-    """Check the password, store the questions (blocking); a locale key when refused."""
+    """Check the password, store the questions, log it and tell the holder (blocking); a
+    locale key when refused."""
     if not password_is_current(runtime, account, current_password):
         return "account.wrong_password"
+    store = _store(runtime)
+    had_questions = bool(store.questions(account.id))
     try:
-        _store(runtime).set(account.id, pairs)
+        store.set(account.id, pairs)
     except ValueError as refused:
         return str(refused)
     record(
@@ -164,6 +169,18 @@ def _save(
         identifier=account.identifier,
         address=address,
         user_agent=agent,
+    )
+    # Whoever sets them knows the password: a holder who did not should hear of it.
+    send_notice(
+        runtime,
+        account,
+        "questions_set",
+        language,
+        changed=had_questions,
+        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"),
+        address=address,
+        browser=agent,
+        reset_url=runtime.settings.url("recover/password"),
     )
     return ""
 
@@ -198,6 +215,7 @@ async def questions_save(
             list(zip(questions, [answer_1, answer_2, answer_3], strict=True)),
             client_address(request),
             user_agent(request),
+            runtime.pages.language(request),
         ),
         limiter=runtime.password_checks,
     )

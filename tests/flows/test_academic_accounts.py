@@ -2,8 +2,8 @@
 change, lockout ("trois tentatives, puis rideau"), per-address throttling, forgotten password
 and identifier (enumeration-safe), expired temporary passwords, notices and the activity log.
 
-Mails are read from the outbox table here; tests/flows/test_account_mail.py follows them
-through a real SMTP server.
+Mails are read from the outbox table here, except the recovery-address notice: that one is
+read as delivered, by a real SMTP server on loopback.
 """
 
 from __future__ import annotations
@@ -21,11 +21,19 @@ from sso.audit import AuditEvent
 from sso.mail import OutboxMail
 from tests.support.cas_login import log_in, ticket_from
 from tests.support.login_form import read_form
+from tests.support.ports import LOOPBACK
+from tests.support.smtp import links_in
 
 SERVICE = "https://app.test/cas/callback?next=/home"
 NUMEN = "12E0123456ABC"
 STRONG = "Vercors-Chartreuse-38!"
 FAILED_FR = "Identifiant ou mot de passe incorrect."
+
+
+@pytest.fixture
+def settings_overrides(smtp_port):
+    """Mail goes to a loopback port, where the tests that read it delivered run ``smtp``."""
+    return {"smtp_host": LOOPBACK, "smtp_port": smtp_port}
 
 
 @pytest.fixture
@@ -530,3 +538,61 @@ def test_a_new_recovery_address_counts_once_confirmed_from_itself(
     assert _account(runtime, "cmartin").recovery_email == "new@perso.test"
     assert "recovery_email_changed" in _events(runtime, "cmartin")
     assert client.get(link.removeprefix("https://sso.test")).status_code == 400  # once
+
+
+def _ask_recovery_email(client, address: str, password: str = "Demo-Martin-2026x"):
+    page = client.get("/account")
+    action, fields = read_form(page.text, "account-recovery-email")
+    data = {**fields, "recovery_email": address, "current_password": password}
+    return client.post(action, data=data)
+
+
+def _parts(message) -> tuple[str, str]:
+    """A delivered mail's plain text and HTML."""
+    return message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()
+
+
+def test_a_changed_recovery_address_is_told_to_the_former_one_and_the_academic_one(
+    smtp, client, runtime, service, academic
+):
+    log_in(client, "cmartin", "Demo-Martin-2026x", service=SERVICE)
+    assert _ask_recovery_email(client, "claire.nouvelle@perso.test").status_code == 303
+    [confirmation] = smtp.wait_for(1)
+    assert smtp.recipients == [["claire.nouvelle@perso.test"]]  # the new address only, so far
+    [link] = [url for url in links_in(_parts(confirmation)[0]) if "confirm-email" in url]
+
+    assert client.get(link.removeprefix("https://sso.test")).status_code == 200
+
+    notices = smtp.wait_for(3)[1:]
+    assert sorted(smtp.recipients[1:]) == [["claire.martin@ac-test.fr"], ["claire@perso.test"]]
+    for notice in notices:
+        assert notice["Subject"] == "L'adresse de secours de votre compte académique a été modifiée"
+        text, html = _parts(notice)
+        for part in (text, html):
+            assert "cmartin" in part
+            assert "c***@perso.test" in part  # recognisable by its holder…
+            assert "claire.nouvelle" not in part  # …not given away to the former mailbox
+            assert re.search(r"\d\d/\d\d/\d{4} \d\d:\d\d UTC", part)
+            assert "testclient" in part  # the network address and browser it came from
+            assert "contactez l'assistance" in part.replace("&#39;", "'")
+            assert "https://sso.test/account" in part
+        assert all(url.startswith("https://sso.test/") for url in links_in(text))
+        assert "/recover/password" not in text  # a reset link would go to the new address
+    assert _events(runtime, "cmartin")[-1] == "recovery_email_changed"
+
+
+def test_a_first_recovery_address_is_told_to_the_academic_one_and_a_same_one_to_nobody(
+    client, runtime, service, add_account
+):
+    add_account("pdurand", "Demo-Durand-2026x", email="paul.durand@ac-test.fr")
+    log_in(client, "pdurand", "Demo-Durand-2026x", service=SERVICE)
+
+    for _ in range(2):  # set, then confirmed again unchanged
+        _ask_recovery_email(client, "paul@perso.test", "Demo-Durand-2026x")
+        link = _link(_mails(runtime, "paul@perso.test")[-1].text_body, "account/confirm-email")
+        assert client.get(link.removeprefix("https://sso.test")).status_code == 200
+
+    [notice] = _mails(runtime, "paul.durand@ac-test.fr")
+    assert "est désormais p***@perso.test" in notice.text_body
+    assert len(_mails(runtime, "paul@perso.test")) == 2  # the two confirmations, no notice
+    assert _account(runtime, "pdurand").recovery_email == "paul@perso.test"

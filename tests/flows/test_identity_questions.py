@@ -1,6 +1,7 @@
 """Recovery by personal identity questions ("m'auto dépanner"): choosing them while logged in,
 answering them for a one-time code at the recovery address, then a new password. Mails are
-read from the outbox table.
+read from the outbox table, except the notice that questions were set: that one is read as
+delivered, by a real SMTP server on loopback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sso.login.questions import SUGGESTED_QUESTIONS, decoy_questions, router
 from sso.mail import OutboxMail
 from tests.support.cas_login import log_in
 from tests.support.login_form import read_form
+from tests.support.ports import LOOPBACK
 
 SERVICE = "https://app.test/cas/callback"
 PASSWORD = "Demo-Martin-2026x"
@@ -39,6 +41,12 @@ def client(settings):
         app.include_router(router, prefix=settings.base_path.rstrip("/"))
     with TestClient(app, base_url="https://sso.test", follow_redirects=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def settings_overrides(smtp_port):
+    """Mail goes to a loopback port, where the tests that read it delivered run ``smtp``."""
+    return {"smtp_host": LOOPBACK, "smtp_port": smtp_port}
 
 
 @pytest.fixture
@@ -169,6 +177,57 @@ def test_setting_questions_needs_the_current_password(client, runtime, service, 
     saved = client.get(done.headers["location"])
     assert "Vos questions personnelles sont enregistrées." in saved.text
     assert PAIRS[0][0] in saved.text and PAIRS[0][1] not in saved.text  # never the answers
+
+
+def _typed(pairs) -> dict[str, str]:
+    typed = {}
+    for n, (question, answer) in enumerate(pairs, start=1):
+        typed[f"question_{n}"] = question
+        typed[f"answer_{n}"] = answer
+    return typed
+
+
+def test_setting_or_changing_the_questions_is_told_to_both_addresses(
+    smtp, client, runtime, service, academic
+):
+    log_in(client, "cmartin", PASSWORD, service=SERVICE)
+    changed = [*PAIRS[:2], ("Couleur préférée ?", "Turquoise")]
+    for pairs in (PAIRS, changed):
+        action, fields = read_form(client.get("/account/questions").text, "account-questions")
+        data = {**fields, **_typed(pairs), "current_password": PASSWORD}
+        assert client.post(action, data=data).status_code == 303
+
+    notices = smtp.wait_for(4)
+    subject = "Les questions personnelles de votre compte académique ont été enregistrées"
+    told: dict[str, list[str]] = {}
+    for notice, recipients in zip(notices, smtp.recipients, strict=True):
+        assert notice["Subject"] == subject
+        text = notice.get_body(("plain",)).get_content()
+        html = notice.get_body(("html",)).get_content().replace("&#39;", "'")
+        said = "choisies" if "viennent d'être choisies" in text else "modifiées"
+        told.setdefault(said, []).extend(recipients)
+        for part in (text, html):
+            assert f"viennent d'être {said}" in part and "cmartin" in part
+            assert re.search(r"\d\d/\d\d/\d{4} \d\d:\d\d UTC", part)
+            assert "testclient" in part  # the network address and browser
+            assert "contactez l'assistance" in part
+            assert "https://sso.test/recover/password" in part
+            for question, answer in changed:
+                assert question not in part and answer not in part  # nothing of them
+    both = ["claire.martin@ac-aix-marseille.fr", "claire@perso.test"]
+    assert {said: sorted(to) for said, to in told.items()} == {"choisies": both, "modifiées": both}
+    assert _events(runtime, "cmartin")[-2:] == ["questions_set", "questions_set"]
+
+
+def test_refused_questions_are_not_told(client, runtime, service, academic):
+    log_in(client, "cmartin", PASSWORD, service=SERVICE)
+    action, fields = read_form(client.get("/account/questions").text, "account-questions")
+
+    wrong = client.post(action, data={**fields, **_typed(PAIRS), "current_password": "nope"})
+
+    assert wrong.status_code == 400
+    assert _mails(runtime) == []
+    assert "questions_set" not in _events(runtime, "cmartin")
 
 
 # -- Recovering with them ---------------------------------------------------------------------

@@ -56,6 +56,24 @@ def contexts(settings: Settings) -> dict[str, dict[str, object]]:
         },
         "recovery_code": {**person, "code": "482913", "expires_minutes": 15},
         "confirm_recovery_email": {**person, "link": settings.url("recovery/confirm?t=xyz")},
+        "recovery_email_changed": {
+            **person,
+            "identifier": "jdupont",
+            "new_address": "j***@perso.test",
+            "when": "02/12/2026 10:15",
+            "address": "192.0.2.7",
+            "browser": "Firefox sur Linux",
+            "account_url": settings.url("account"),
+        },
+        "questions_set": {
+            **person,
+            "identifier": "jdupont",
+            "changed": False,
+            "when": "02/12/2026 10:15",
+            "address": "192.0.2.7",
+            "browser": "Firefox sur Linux",
+            "reset_url": reset,
+        },
     }
 
 
@@ -70,6 +88,8 @@ def contexts(settings: Settings) -> dict[str, dict[str, object]]:
         "new_device",
         "recovery_code",
         "confirm_recovery_email",
+        "recovery_email_changed",
+        "questions_set",
     ],
 )
 def test_every_mail_renders_translated_in_both_languages(mails, settings, name, language):
@@ -129,9 +149,24 @@ def test_account_locked_says_what_to_do_in_each_mode(mails, settings):
 
 
 def test_security_mails_tell_what_to_do_if_it_was_not_you(mails, settings):
-    for name in ("password_changed", "new_device", "account_locked"):
+    for name in (
+        "password_changed",
+        "new_device",
+        "account_locked",
+        "recovery_email_changed",
+        "questions_set",
+    ):
         mail = mails.compose(name, "en", **contexts(settings)[name])
         assert "If this was not you" in mail.text and "helpdesk" in mail.text
+
+
+def test_the_questions_notice_says_whether_they_were_set_or_changed(mails, settings):
+    context = contexts(settings)["questions_set"]
+    first = mails.compose("questions_set", "fr", **context)
+    again = mails.compose("questions_set", "fr", **{**context, "changed": True})
+    assert "viennent d'être choisies" in first.text and "modifiées" not in first.text
+    assert "viennent d'être modifiées" in again.text
+    assert "viennent d&#39;être modifiées" in again.html
 
 
 def test_a_context_value_forgotten_by_a_caller_fails_loudly(mails):
