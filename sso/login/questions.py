@@ -234,7 +234,9 @@ async def recover_form(request: Request, runtime: RuntimeDep) -> Response:
 def _questions_of(runtime: Runtime, identifier: str) -> list[str]:
     """The account's questions, or the identifier's decoys (blocking)."""
     account = runtime.accounts.find(identifier)
-    questions = _store(runtime).questions(account.id) if _recoverable(account) else []
+    # The same query either way (no account has id 0): an extra round trip for accounts only
+    # would tell them apart by the time the page takes.
+    questions = _store(runtime).questions(account.id if _recoverable(account) else 0)
     if len(questions) != QUESTION_COUNT:
         questions = decoy_questions(runtime.settings.secret_key, identifier)
     return questions

@@ -12,17 +12,20 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from sso.accounts.importer import import_accounts
 from sso.accounts.models import Account, RecoveryToken
 from sso.audit import AuditEvent
 from sso.mail import OutboxMail
 from tests.support.cas_login import log_in, ticket_from
+from tests.support.live_server import SsoServer
 from tests.support.login_form import read_form
 from tests.support.ports import LOOPBACK
 from tests.support.smtp import links_in
+from tests.support.timing import assert_comparable, settle_when, time_alternately
 
 SERVICE = "https://app.test/cas/callback?next=/home"
 NUMEN = "12E0123456ABC"
@@ -596,3 +599,75 @@ def test_a_first_recovery_address_is_told_to_the_academic_one_and_a_same_one_to_
     assert "est désormais p***@perso.test" in notice.text_body
     assert len(_mails(runtime, "paul@perso.test")) == 2  # the two confirmations, no notice
     assert _account(runtime, "pdurand").recovery_email == "paul@perso.test"
+
+
+# -- Timing: the answer leaves before the matching --------------------------------------------
+# Every recovery request counts against the address: the throttle would stop the rounds.
+TIMING = {"ip_failure_limit": 10_000}
+
+
+def _without_csrf(answer) -> str:
+    return re.sub(r'name="csrf_token" value="[^"]*"', "", answer.text)
+
+
+def _count(runtime, event: str) -> int:
+    with runtime.engine.connect() as conn:
+        return conn.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.event == event))
+
+
+def _time_form(settings, runtime, page: str, form_id: str, matching: dict, unknown: dict, event):
+    """Post the form on ``page`` to the real server with matching and unknown data, in turns;
+    after each answer, wait for the ``event`` the matching ones log last in the background."""
+    sent = {"matching": 0}
+    with SsoServer(settings, **TIMING) as server, httpx.Client(base_url=server.url) as browser:
+        action, fields = read_form(browser.get(page).text, form_id)
+
+        def post_matching():
+            sent["matching"] += 1
+            return browser.post(action, data={**fields, **matching})
+
+        return time_alternately(
+            post_matching,
+            lambda: browser.post(action, data={**fields, **unknown}),
+            settle=settle_when(lambda: _count(runtime, event) >= sent["matching"]),
+        )
+
+
+@pytest.mark.parametrize("settings_overrides", [TIMING])
+def test_forgot_password_answers_alike_and_as_fast_whether_the_data_matched_or_not(
+    settings, runtime, academic
+):
+    timings = _time_form(
+        settings,
+        runtime,
+        "/recover/password",
+        "forgot-password",
+        {"identifier": "cmartin", "numen": NUMEN},
+        {"identifier": "nobody", "numen": NUMEN},
+        "reset_requested",
+    )
+
+    answers = timings.first_responses + timings.second_responses
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({_without_csrf(answer) for answer in answers}) == 1
+    assert_comparable(timings)
+
+
+@pytest.mark.parametrize("settings_overrides", [TIMING])
+def test_forgot_identifier_answers_alike_and_as_fast_whether_the_data_matched_or_not(
+    settings, runtime, academic
+):
+    timings = _time_form(
+        settings,
+        runtime,
+        "/recover/identifier",
+        "forgot-identifier",
+        {"numen": NUMEN, "surname": "Martin", "birth_date": "1982-03-14"},
+        {"numen": "12E9999999ZZZ", "surname": "Martin", "birth_date": "1982-03-14"},
+        "identifier_reminded",
+    )
+
+    answers = timings.first_responses + timings.second_responses
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({_without_csrf(answer) for answer in answers}) == 1
+    assert_comparable(timings)

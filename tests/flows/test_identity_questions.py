@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -19,8 +20,10 @@ from sso.audit import AuditEvent
 from sso.login.questions import SUGGESTED_QUESTIONS, decoy_questions, router
 from sso.mail import OutboxMail
 from tests.support.cas_login import log_in
+from tests.support.live_server import SsoServer
 from tests.support.login_form import read_form
 from tests.support.ports import LOOPBACK
+from tests.support.timing import assert_comparable, settle_when, time_alternately
 
 SERVICE = "https://app.test/cas/callback"
 PASSWORD = "Demo-Martin-2026x"
@@ -409,3 +412,69 @@ def test_a_forged_step_token_is_refused(client, with_questions):
     forged = client.post(action, data={**fields, "token": "x" + fields["token"]})
 
     assert forged.status_code == 400
+
+
+# -- Timing: the same speed for an account and for an unknown identifier ----------------------
+# Every recovery request counts against the address: the throttle would stop the rounds.
+TIMING = {"ip_failure_limit": 10_000}
+
+
+def _answer_form(browser, identifier: str) -> tuple[str, dict[str, str]]:
+    page = browser.get("/recover/questions")
+    action, fields = read_form(page.text, "recover-questions")
+    questions = browser.post(action, data={**fields, "identifier": identifier})
+    return read_form(questions.text, "answer-questions")
+
+
+@pytest.mark.parametrize("settings_overrides", [TIMING])
+def test_the_questions_come_as_fast_for_an_account_as_for_an_unknown_identifier(
+    settings, runtime, with_questions
+):
+    with SsoServer(settings, **TIMING) as server, httpx.Client(base_url=server.url) as browser:
+        action, fields = read_form(browser.get("/recover/questions").text, "recover-questions")
+        timings = time_alternately(
+            lambda: browser.post(action, data={**fields, "identifier": "cmartin"}),
+            lambda: browser.post(action, data={**fields, "identifier": "nobody"}),
+            settle=settle_when(lambda: True),
+        )
+
+    def shape(page) -> str:
+        text = _shape(page)
+        for question in _shown_questions(page.text):
+            text = text.replace(question, "Q")
+        return text
+
+    answers = timings.first_responses + timings.second_responses
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({shape(answer) for answer in answers}) == 1
+    assert_comparable(timings)
+
+
+@pytest.mark.parametrize("settings_overrides", [TIMING])
+def test_answers_get_their_page_as_fast_for_an_account_as_for_an_unknown_identifier(
+    settings, runtime, with_questions
+):
+    """For the account, three argon2id verifications and a mailed code; for the unknown
+    identifier, a failure counted: both after the page is sent."""
+    sent = {"account": 0}
+    with SsoServer(settings, **TIMING) as server, httpx.Client(base_url=server.url) as browser:
+        account_action, account_fields = _answer_form(browser, "cmartin")
+        unknown_action, unknown_fields = _answer_form(browser, "nobody")
+        right = dict(zip(("answer_1", "answer_2", "answer_3"), RIGHT, strict=True))
+
+        def answer_for_the_account():
+            sent["account"] += 1
+            return browser.post(account_action, data={**account_fields, **right})
+
+        timings = time_alternately(
+            answer_for_the_account,
+            lambda: browser.post(unknown_action, data={**unknown_fields, **right}),
+            rounds=20,
+            settle=settle_when(lambda: len(_mails(runtime)) >= sent["account"]),
+        )
+
+    answers = timings.first_responses + timings.second_responses
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({_shape(answer) for answer in answers}) == 1
+    assert len(_mails(runtime)) == sent["account"]  # a code for each right set, none for nobody
+    assert_comparable(timings)
