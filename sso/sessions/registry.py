@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from sso.db import UtcDateTime, utcnow
 from sso.security.tokens import random_token, token_digest
@@ -131,7 +131,12 @@ class SessionRegistry(Protocol):
     def record_service_login(
         self, session_id: str, *, protocol: str, service: str, logout_url: str, ticket: str
     ) -> None: ...
-    def record_logout_target(self, session_id: str, target: LogoutTarget) -> None: ...
+    def record_logout_target(
+        self,
+        session_id: str,
+        target: LogoutTarget,
+        also: Callable[[Connection], None] | None = None,
+    ) -> None: ...
     def logout_targets(self, session_id: str) -> list[LogoutTarget]: ...
     def session_of_logout_target(self, protocol: str, service: str, ticket: str) -> str | None: ...
     def purge_expired(self) -> int: ...
@@ -423,9 +428,20 @@ class SqlSessionRegistry:
             LogoutTarget(protocol=protocol, service=service, logout_url=logout_url, ticket=ticket),
         )
 
-    def record_logout_target(self, session_id: str, target: LogoutTarget) -> None:
-        """Remember a relying party that joined the session, with what its logout needs."""
+    def record_logout_target(
+        self,
+        session_id: str,
+        target: LogoutTarget,
+        also: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Remember a relying party that joined the session, with what its logout needs.
+
+        ``also`` runs first in the same transaction (the caller's own write, one commit for
+        both); whatever it raises rolls both back.
+        """
         with self._engine.begin() as conn:
+            if also is not None:
+                also(conn)
             conn.execute(_INSERT_SERVICE_LOGIN, _service_login(session_id, target))
 
     def logout_targets(self, session_id: str) -> list[LogoutTarget]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Connection, Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from sso.db import utcnow
@@ -18,6 +18,10 @@ REMEMBER_FOR = dt.timedelta(hours=1)
 _INSERT = insert(SeenMessageRow.__table__)
 
 
+class Replayed(Exception):  # noqa: N818 - a domain name, like the others of sso.errors
+    """The message ID is already in the cache."""
+
+
 class SeenMessages:
     """Message IDs already received, per issuer."""
 
@@ -26,13 +30,22 @@ class SeenMessages:
 
     def first_time(self, issuer: str, message_id: str) -> bool:
         """Record the ID; False when it was seen before (a replay)."""
-        key = hashlib.sha256(f"{issuer}\n{message_id}".encode()).hexdigest()
         try:
             with self._engine.begin() as conn:
-                conn.execute(_INSERT, {"id": key, "expires_at": utcnow() + REMEMBER_FOR})
-        except IntegrityError:
+                self.record(conn, issuer, message_id)
+        except Replayed:
             return False
         return True
+
+    @staticmethod
+    def record(conn: Connection, issuer: str, message_id: str) -> None:
+        """Record the ID within the caller's transaction; Replayed when it was seen before
+        (the transaction can then only be rolled back, as PostgreSQL has aborted it)."""
+        key = hashlib.sha256(f"{issuer}\n{message_id}".encode()).hexdigest()
+        try:
+            conn.execute(_INSERT, {"id": key, "expires_at": utcnow() + REMEMBER_FOR})
+        except IntegrityError as exc:
+            raise Replayed(key) from exc
 
     def purge(self) -> int:
         """Forget IDs too old to be accepted anyway."""

@@ -26,7 +26,6 @@ from sso.protocols.saml.errors import (
     UnknownServiceProvider,
 )
 from sso.protocols.saml.idp import SSO_POST, SSO_REDIRECT, IdentityProvider
-from sso.protocols.saml.replay import SeenMessages
 from sso.protocols.saml.responses import PASSWORD, PASSWORD_PROTECTED_TRANSPORT
 from sso.security import xmldsig
 from sso.services.saml_registry import SamlServiceProvider, SamlSpRegistry
@@ -239,7 +238,6 @@ def _authn_class(requested: etree._Element | None, https: bool) -> str:
 def read_authn_request(
     idp: IdentityProvider,
     registry: SamlSpRegistry,
-    seen: SeenMessages,
     *,
     xml: bytes,
     redirect: RedirectMessage | None,
@@ -278,8 +276,6 @@ def read_authn_request(
     is_passive = boolean(request, "IsPassive", False)
     policy = request.find(f"{{{SAMLP}}}NameIDPolicy")
     allow_create = True if policy is None else boolean(policy, "AllowCreate", True)
-    if not seen.first_time(sp.entity_id, message.message_id):
-        raise SamlRequestError("this AuthnRequest was already received: a replay")
     refusal = None
     try:
         authn_class = _authn_class(request.find(f"{{{SAMLP}}}RequestedAuthnContext"), https)

@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -41,6 +42,7 @@ from sso.protocols.saml.logout import (
     read_logout_request,
 )
 from sso.protocols.saml.nameid import NameIdChoice, choose_format
+from sso.protocols.saml.replay import Replayed, SeenMessages
 from sso.protocols.saml.requests import (
     SsoRequest,
     acs_url_for,
@@ -57,6 +59,7 @@ from sso.sessions.registry import LogoutTarget, SsoSession
 PROTOCOL = "saml"
 METADATA_MEDIA_TYPE = "application/samlmetadata+xml"
 log = logging.getLogger("sso.saml")
+REPLAYED = "this AuthnRequest was already received: a replay"
 router = APIRouter()
 
 
@@ -134,15 +137,24 @@ def _pending(sso: SsoRequest, relay_state: str | None) -> PendingRequest:
 async def _single_sign_on(
     request: Request, runtime: Runtime, state: SamlState, sso: SsoRequest, relay_state: str | None
 ) -> Response:
-    """Profiles 4.1.4.2: answer at once from the SSO session, or ask the login layer."""
+    """Profiles 4.1.4.2: answer at once from the SSO session, or ask the login layer.
+
+    The request's ID enters the replay cache on every path, before any answer leaves: in the
+    same transaction as the session's record of the SP when the answer is an assertion.
+    """
+    replay = (sso.sp.entity_id, sso.request_id) if sso.request_id else None
+    session = None
+    if sso.refusal is None:
+        session = await runtime.run_database(runtime.sessions.find_session, read_tgc(request))
+    pending = _pending(sso, relay_state)
+    if session is not None and not sso.force_authn:
+        return await complete_login(request, pending, session, False, replay=replay)
+    if replay is not None and not await runtime.run_database(state.seen.first_time, *replay):
+        return request_error_page(request, runtime, SamlRequestError(REPLAYED))
     if sso.refusal is not None:
         return _status(
             request, runtime, state, sso.acs_url, sso.request_id, relay_state, sso.refusal
         )
-    session = await runtime.run_database(runtime.sessions.find_session, read_tgc(request))
-    pending = _pending(sso, relay_state)
-    if session is not None and not sso.force_authn:
-        return await complete_login(request, pending, session, False)
     if sso.is_passive:
         # Core 3.4.1: IsPassive forbids asking; ForceAuthn with IsPassive cannot be met either.
         error = NoPassive("the user is not logged in and may not be asked to")
@@ -197,7 +209,6 @@ async def _sso(request: Request, runtime: Runtime, received: _Received) -> Respo
             read_authn_request,
             state.idp,
             state.registry,
-            state.seen,
             xml=received.xml,
             redirect=received.redirect,
             https=_https(runtime),
@@ -355,17 +366,37 @@ def _answer(state: SamlState, pending: PendingRequest, session: SsoSession) -> _
 
 
 async def complete_login(
-    request: Request, pending: PendingRequest, session: SsoSession, fresh: bool
+    request: Request,
+    pending: PendingRequest,
+    session: SsoSession,
+    fresh: bool,
+    *,
+    replay: tuple[str, str] | None = None,
 ) -> Response:
-    """The login layer's hand-back: the Response auto-POSTed to the SP's ACS."""
+    """The login layer's hand-back: the Response auto-POSTed to the SP's ACS.
+
+    ``replay`` (issuer, request ID): a request answered at once, whose ID is not yet in the
+    replay cache; it goes in with the session's record of the SP, in one transaction.
+    """
     runtime: Runtime = request.app.state.runtime
     state = saml_state(request)
     try:
         answer = await runtime.run_database(_answer, state, pending, session)
     except SamlRequestError as error:
         return request_error_page(request, runtime, error)
-    if answer.joined is not None:
-        await runtime.run_database(runtime.sessions.record_logout_target, session.id, answer.joined)
+    if answer.joined is None:
+        if replay is not None and not await runtime.run_database(state.seen.first_time, *replay):
+            return request_error_page(request, runtime, SamlRequestError(REPLAYED))
+    else:
+        also = None
+        if replay is not None:
+            also = partial(SeenMessages.record, issuer=replay[0], message_id=replay[1])
+        try:
+            await runtime.run_database(
+                runtime.sessions.record_logout_target, session.id, answer.joined, also
+            )
+        except Replayed:
+            return request_error_page(request, runtime, SamlRequestError(REPLAYED))
         log.info(
             "SAML assertion for %s issued to %s%s",
             session.authentication.subject,
