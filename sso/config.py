@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     saml_cert_file: Path | None = Field(
         None, description="Its certificate (PEM); generated with the key when unset."
     )
-    saml_key_size: Literal[2048, 3072, 4096] = Field(
+    saml_key_size: int = Field(
         2048,
         description="RSA size of a generated signing key: 2048 is good until 2030 (ANSSI, NIST),"
         " 3072 beyond, at about three times the signing cost.",
@@ -197,6 +197,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"SSO_CONFIG_FILE {config_file!r} names no file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @field_validator("saml_key_size")
+    @classmethod
+    def _key_size_is_one_we_make(cls, value: int) -> int:
+        if value not in (2048, 3072, 4096):
+            raise ValueError("saml_key_size must be 2048, 3072 or 4096")
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -130,6 +130,19 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.default_language == "en"
 
 
+@pytest.mark.parametrize(("given", "accepted"), [("3072", True), ("4096", True), ("1024", False)])
+def test_saml_key_size_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, given: str, accepted: bool
+) -> None:
+    monkeypatch.setenv("SSO_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SSO_SAML_KEY_SIZE", given)
+    if accepted:
+        assert Settings().saml_key_size == int(given)
+    else:
+        with pytest.raises(ValidationError, match="saml_key_size"):
+            Settings()
+
+
 def test_demo_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSO_DEMO", "true")
 
