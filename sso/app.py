@@ -165,13 +165,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     app.state.saml = app_saml
     prefix = settings.base_path.rstrip("/")
+    # Routes are matched in order, one by one: the protocols' endpoints, which relying parties
+    # call most (ticket validation above all), come first.
+    app.include_router(cas_router, prefix=prefix)
+    app.include_router(saml_router, prefix=prefix)
     app.include_router(login_router, prefix=prefix)
     app.include_router(password_change_router, prefix=prefix)
     app.include_router(recovery_router, prefix=prefix)
     app.include_router(account_router, prefix=prefix)
     app.include_router(questions_router, prefix=prefix)
-    app.include_router(cas_router, prefix=prefix)
-    app.include_router(saml_router, prefix=prefix)
     app.include_router(saml_registration_router, prefix=prefix)
     if settings.demo:
         app.include_router(demo_router, prefix=prefix)
