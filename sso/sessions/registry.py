@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
-from sso.db import UtcDateTime, utcnow
+from sso.db import DriverStatement, UtcDateTime, utcnow
 from sso.security.tokens import random_token, token_digest
 from sso.sessions.authentication import Authentication
 from sso.sessions.models import (
@@ -38,19 +38,37 @@ _TOUCH_SESSION = (
     .values(last_used_at=bindparam("now", type_=UtcDateTime()))
 )
 _INSERT_TICKET = insert(_tickets)
-_CONSUME_TICKET = (
-    delete(_tickets)
-    .where(_tickets.c.id == bindparam("ticket_id"))
-    .returning(
+# A ticket and what its validation needs of its session, read before any write: the session
+# columns are NULL when the session has ended.
+_FIND_TICKET = (
+    select(
         _tickets.c.kind,
         _tickets.c.service,
         _tickets.c.session_id,
         _tickets.c.from_new_login,
         _tickets.c.proxies,
         _tickets.c.expires_at,
+        _sessions.c.subject,
+        _sessions.c.method,
+        _sessions.c.authenticated_at,
+        _sessions.c.assurance,
+        _sessions.c.attributes,
     )
+    .select_from(_tickets.outerjoin(_sessions, _sessions.c.id == _tickets.c.session_id))
+    .where(_tickets.c.id == bindparam("ticket_id"))
 )
+_SPEND_TICKET = delete(_tickets).where(_tickets.c.id == bindparam("ticket_id"))
 _INSERT_SERVICE_LOGIN = insert(ServiceLoginRow.__table__)
+_SERVICE_LOGIN_KEYS = (
+    "session_id",
+    "protocol",
+    "service",
+    "logout_url",
+    "ticket",
+    "name_id",
+    "name_id_format",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)
@@ -191,6 +209,12 @@ class SqlSessionRegistry:
         self._max = dt.timedelta(seconds=max_lifetime)
         self._ticket_lifetime = dt.timedelta(seconds=ticket_lifetime)
         self._session_columns = SsoSessionRow.__table__.c
+        dialect = engine.dialect
+        self._find_ticket = DriverStatement(_FIND_TICKET, dialect)
+        self._spend_ticket = DriverStatement(_SPEND_TICKET, dialect)
+        self._insert_service_login = DriverStatement(
+            _INSERT_SERVICE_LOGIN, dialect, column_keys=_SERVICE_LOGIN_KEYS
+        )
 
     # -- SSO sessions ---------------------------------------------------------------------
     def create_session(self, authentication: Authentication) -> tuple[str, SsoSession]:
@@ -323,49 +347,66 @@ class SqlSessionRegistry:
     ) -> ConsumedTicket | None:
         """Take a ticket out, atomically: of two concurrent consumers only one gets it.
 
-        The DELETE alone decides who gets it. Without ``accept`` it commits at once and the
-        session is read after, outside the write transaction other writers wait for (a session
-        ending in between reads as an ended session, as it would a moment earlier).
-
-        ``accept`` is the validation of the consumed ticket, run inside the transaction: it
-        raises to refuse the ticket (spent all the same) or returns the relying party to record
-        for single logout (``record_service_login``), written in the same transaction: one
-        commit for a whole validation instead of two.
+        The ticket and its session are read first, outside any write transaction; the DELETE
+        alone then decides who gets it. ``accept`` is the validation of the ticket read: it
+        raises to refuse it (spent all the same) or returns the relying party to record for
+        single logout (``record_service_login``), written in the DELETE's transaction. So a
+        validation is one commit, and the writer queue of SQLite (``sso.db``), which every
+        worker's writes wait for, is held for the two statements alone, not for the checks.
+        A session ending between the read and the DELETE reads as it was a moment earlier.
         """
         ticket_id = {"ticket_id": token_digest(ticket)}
-        with self._engine.connect() as conn:
-            row = conn.execute(_CONSUME_TICKET, ticket_id).first()
-            if row is None or accept is None:
-                conn.commit()
+        connection = self._engine.raw_connection()  # see DriverStatement
+        try:
+            cursor = connection.cursor()
+            row = self._find_ticket.first(cursor, ticket_id)
             if row is None:
                 return None
-            session_row = conn.execute(_FIND_SESSION, {"session_id": row.session_id}).first()
+            (kind, service, session_id, from_new_login, proxies, expires_at) = row[:6]
+            (subject, method, authenticated_at, assurance, attributes) = row[6:]
             consumed = ConsumedTicket(
-                kind=row.kind,
-                service=row.service,
-                session_id=row.session_id,
-                from_new_login=row.from_new_login,
-                proxies=list(row.proxies or []),
-                expires_at=row.expires_at,
-                authentication=_authentication(session_row) if session_row else None,
+                kind=kind,
+                service=service,
+                session_id=session_id,
+                from_new_login=from_new_login,
+                proxies=list(proxies or []),
+                expires_at=expires_at,
+                authentication=None
+                if subject is None
+                else Authentication(
+                    subject=subject,
+                    method=method,
+                    authenticated_at=authenticated_at,
+                    assurance=assurance,
+                    attributes=attributes or {},
+                ),
             )
-            if accept is None:
-                return consumed
+            target: LogoutTarget | None = None
+            refusal: BaseException | None = None
+            if accept is not None:
+                try:
+                    target = accept(consumed)
+                except BaseException as exc:  # refused: spent all the same, below
+                    refusal = exc
+            spent = self._spend_ticket.execute(cursor, ticket_id) == 1
             try:
-                target = accept(consumed)
-            except BaseException:
-                conn.commit()  # refused: spent all the same
-                raise
-            try:
-                if target is not None:
-                    conn.execute(_INSERT_SERVICE_LOGIN, _service_login(row.session_id, target))
-                conn.commit()
+                if spent and target is not None and refusal is None:
+                    self._insert_service_login.execute(
+                        cursor, _service_login(session_id, target) | {"created_at": utcnow()}
+                    )
+                connection.commit()
             except BaseException:
                 # Whatever failed, the ticket must stay consumed.
-                conn.rollback()
-                conn.execute(_CONSUME_TICKET, ticket_id)
-                conn.commit()
+                connection.rollback()
+                self._spend_ticket.execute(cursor, ticket_id)
+                connection.commit()
                 raise
+        finally:
+            connection.close()  # back to the pool, which rolls back what is left open
+        if not spent:  # another consumer took it between the read and the DELETE
+            return None
+        if refusal is not None:
+            raise refusal
         return consumed
 
     def create_proxy_granting_ticket(
