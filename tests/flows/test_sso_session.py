@@ -101,6 +101,20 @@ def test_tgc_path_is_the_base_path(client, accounts):
     assert client.get("/cas/login", params={"service": SERVICE}).status_code == 302
 
 
+@pytest.mark.parametrize("settings_overrides", [{"base_url": "https://sso.test/cas"}])
+@pytest.mark.parametrize("endpoint", ["serviceValidate", "p3/serviceValidate", "proxyValidate"])
+def test_tickets_validate_under_the_base_path(client, accounts, endpoint):
+    # The validation endpoints are plain Starlette routes: the prefix must reach them too.
+    page = client.get("/cas/login", params={"service": SERVICE})
+    ticket = ticket_from(submit_login(client, page, "cmartin", PASSWORD).headers["location"])
+    assert (
+        client.get(f"/{endpoint}", params={"service": SERVICE, "ticket": ticket}).status_code == 404
+    )
+    answer = client.get(f"/cas/{endpoint}", params={"service": SERVICE, "ticket": ticket})
+    assert "<cas:user>cmartin</cas:user>" in answer.text
+    assert client.post(f"/cas/{endpoint}").status_code == 405
+
+
 @pytest.mark.parametrize(
     "cookie", ["TGT-doesnotexist", "", "x" * 200, "TGT-" + "A" * 48, "../../etc/passwd"]
 )
