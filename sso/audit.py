@@ -44,6 +44,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+_INSERT_EVENT = insert(AuditEvent.__table__)  # built once: every login writes one
+
+
 def record(
     db: Engine | Connection,
     event: str,
@@ -56,20 +59,20 @@ def record(
 ) -> None:
     """Append one event (blocking): in its own transaction on an engine, or within the
     caller's on a connection (so a login's bookkeeping is one write)."""
-    statement = insert(AuditEvent).values(
-        at=utcnow(),
-        account_id=account_id,
-        identifier=identifier[:64],
-        event=event,
-        address=address[:64],
-        user_agent=user_agent[:256],
-        detail=detail,
-    )
+    values = {
+        "at": utcnow(),
+        "account_id": account_id,
+        "identifier": identifier[:64],
+        "event": event,
+        "address": address[:64],
+        "user_agent": user_agent[:256],
+        "detail": detail,
+    }
     if isinstance(db, Connection):
-        db.execute(statement)
+        db.execute(_INSERT_EVENT, values)
         return
     with db.begin() as conn:
-        conn.execute(statement)
+        conn.execute(_INSERT_EVENT, values)
 
 
 def events_of(engine: Engine, account_id: int, limit: int = 50) -> list[AuditEvent]:

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sso.accounts.models import LoginThrottle
 from sso.db import utcnow
+
+# Built once on the table: every password login reads it first.
+_throttle = LoginThrottle.__table__
+_FIND_WINDOW = select(_throttle.c.failures, _throttle.c.window_started_at).where(
+    _throttle.c.address == bindparam("address")
+)
 
 
 class AddressThrottle:
@@ -28,11 +34,7 @@ class AddressThrottle:
         if not address:
             return False
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(LoginThrottle.failures, LoginThrottle.window_started_at).where(
-                    LoginThrottle.address == address[:64]
-                )
-            ).first()
+            row = conn.execute(_FIND_WINDOW, {"address": address[:64]}).first()
         if row is None:
             return False
         started = row.window_started_at

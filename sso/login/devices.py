@@ -6,17 +6,28 @@ address, browser), as the academies' webmail does. Only the cookie's digest is s
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sso.accounts.models import KnownDevice
 from sso.config import Settings
-from sso.db import utcnow
+from sso.db import UtcDateTime, utcnow
 from sso.security.tokens import random_token, token_digest
 
 DEVICE_COOKIE = "sso_device"
+
+# Built once on the table: a returning browser's login runs it every time.
+_devices = KnownDevice.__table__
+_TOUCH_DEVICE = (
+    update(_devices)
+    .where(
+        _devices.c.account_id == bindparam("account"),
+        _devices.c.device_hash == bindparam("digest"),
+    )
+    .values(last_seen_at=bindparam("now", type_=UtcDateTime()))
+)
 
 
 def device_cookie(request: Request) -> str:
@@ -44,9 +55,7 @@ def remember_device(conn: Connection, account_id: int, cookie: str, user_agent: 
     digest = token_digest(cookie)
     now = utcnow()
     seen = conn.execute(
-        update(KnownDevice)
-        .where(KnownDevice.account_id == account_id, KnownDevice.device_hash == digest)
-        .values(last_seen_at=now)
+        _TOUCH_DEVICE, {"account": account_id, "digest": digest, "now": now}
     ).rowcount
     if seen:
         return "known"
