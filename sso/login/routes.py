@@ -8,6 +8,7 @@ from functools import partial
 import anyio.lowlevel
 import anyio.to_thread
 from fastapi import APIRouter, Form, Request
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -187,10 +188,28 @@ async def finish_login(
     authentication = _authentication(account)
     device = device_cookie(request)
     address, agent = client_address(request), user_agent(request)
-    seen = await runtime.run_database(
-        _record_login, runtime, account, device, address, agent, pending_request.relying_party
-    )
-    if seen == "new":
+    seen: list[str] = []  # what remember_device saw, once the session's transaction ran
+
+    def bookkeeping(conn: Connection) -> None:
+        seen.append(
+            _record_login(conn, account, device, address, agent, pending_request.relying_party)
+        )
+
+    tgc = read_tgc(request)
+    previous = await runtime.run_database(runtime.sessions.find_session, tgc) if tgc else None
+    cookie = None
+    if previous is not None and previous.authentication.subject == account.identifier:
+        session = await runtime.run_database(
+            runtime.sessions.refresh_session, previous, authentication, bookkeeping
+        )
+    else:
+        if previous is not None:
+            # Another person on this browser: their session ends, with single logout.
+            await end_sso_session(runtime, previous.id)
+        cookie, session = await runtime.run_database(
+            runtime.sessions.create_session, authentication, bookkeeping
+        )
+    if seen == ["new"]:
         await run_in_threadpool(
             partial(
                 send_notice,
@@ -203,20 +222,6 @@ async def finish_login(
                 browser=agent,
             )
         )
-    tgc = read_tgc(request)
-    previous = await runtime.run_database(runtime.sessions.find_session, tgc) if tgc else None
-    cookie = None
-    if previous is not None and previous.authentication.subject == account.identifier:
-        session = await runtime.run_database(
-            runtime.sessions.refresh_session, previous, authentication
-        )
-    else:
-        if previous is not None:
-            # Another person on this browser: their session ends, with single logout.
-            await end_sso_session(runtime, previous.id)
-        cookie, session = await runtime.run_database(
-            runtime.sessions.create_session, authentication
-        )
     response = await complete(request, runtime, pending_request, session, True)
     if cookie is not None:
         set_tgc(response, runtime.settings, cookie)
@@ -225,18 +230,16 @@ async def finish_login(
 
 
 def _record_login(
-    runtime: Runtime, account: Account, device: str, address: str, agent: str, service: str
+    conn: Connection, account: Account, device: str, address: str, agent: str, service: str
 ) -> str:
-    """A successful login's bookkeeping in one transaction (one turn of SQLite's writer
-    queue): the device, and the audit events. Returns what ``remember_device`` saw."""
+    """A successful login's bookkeeping, in the transaction that opens or refreshes its SSO
+    session (one turn of SQLite's writer queue): the device, and the audit events. Returns
+    what ``remember_device`` saw."""
     where = {"account_id": account.id, "identifier": account.identifier}
-    with runtime.engine.begin() as conn:
-        seen = remember_device(conn, account.id, device, agent)
-        record(
-            conn, LOGIN_SUCCEEDED, address=address, user_agent=agent, service=service[:256], **where
-        )
-        if seen == "new":
-            record(conn, NEW_DEVICE, address=address, user_agent=agent, **where)
+    seen = remember_device(conn, account.id, device, agent)
+    record(conn, LOGIN_SUCCEEDED, address=address, user_agent=agent, service=service[:256], **where)
+    if seen == "new":
+        record(conn, NEW_DEVICE, address=address, user_agent=agent, **where)
     return seen
 
 

@@ -122,10 +122,15 @@ class LogoutTarget:
 class SessionRegistry(Protocol):
     """What the login layer and the protocols need from session storage."""
 
-    def create_session(self, authentication: Authentication) -> tuple[str, SsoSession]: ...
+    def create_session(
+        self, authentication: Authentication, also: Callable[[Connection], None] | None = None
+    ) -> tuple[str, SsoSession]: ...
     def find_session(self, cookie: str | None) -> SsoSession | None: ...
     def refresh_session(
-        self, session: SsoSession, authentication: Authentication
+        self,
+        session: SsoSession,
+        authentication: Authentication,
+        also: Callable[[Connection], None] | None = None,
     ) -> SsoSession: ...
     def end_session(self, session_id: str) -> list[LogoutTarget]: ...
     def sessions_of(self, subject: str) -> list[str]: ...
@@ -217,8 +222,14 @@ class SqlSessionRegistry:
         )
 
     # -- SSO sessions ---------------------------------------------------------------------
-    def create_session(self, authentication: Authentication) -> tuple[str, SsoSession]:
-        """Open a session; returns the cookie value (shown once) and the session."""
+    def create_session(
+        self, authentication: Authentication, also: Callable[[Connection], None] | None = None
+    ) -> tuple[str, SsoSession]:
+        """Open a session; returns the cookie value (shown once) and the session.
+
+        ``also`` runs first in the same transaction (the login's own bookkeeping: one commit
+        for both); whatever it raises rolls both back.
+        """
         cookie = random_token("TGT", 48)
         now = utcnow()
         session = SsoSession(
@@ -228,6 +239,8 @@ class SqlSessionRegistry:
             expires_at=now + self._max,
         )
         with self._engine.begin() as conn:
+            if also is not None:
+                also(conn)
             conn.execute(
                 _INSERT_SESSION,
                 {
@@ -267,14 +280,22 @@ class SqlSessionRegistry:
             expires_at=row.expires_at,
         )
 
-    def refresh_session(self, session: SsoSession, authentication: Authentication) -> SsoSession:
+    def refresh_session(
+        self,
+        session: SsoSession,
+        authentication: Authentication,
+        also: Callable[[Connection], None] | None = None,
+    ) -> SsoSession:
         """Record a new authentication of the same person in their existing session.
 
         As Apereo does on re-authentication: the services already joined stay joined (and get
-        single logout later), only the authentication instant and attributes change.
+        single logout later), only the authentication instant and attributes change. ``also``
+        as for ``create_session``.
         """
         now = utcnow()
         with self._engine.begin() as conn:
+            if also is not None:
+                also(conn)
             conn.execute(
                 update(SsoSessionRow)
                 .where(SsoSessionRow.id == session.id)
