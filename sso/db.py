@@ -327,6 +327,7 @@ class DriverStatement:
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
         # The binds in order for positional styles (SQLite's "?"), by name otherwise.
         self._positional: list[str] | None = compiled.positiontup
+        self._names = list(compiled.binds)
         self._bind_processors: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -346,6 +347,9 @@ class DriverStatement:
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """``values`` processed for the driver, in the form its paramstyle wants."""
+        missing = [name for name in self._names if name not in values]
+        if missing:  # Core would bind NULL or a default; here that is the caller's to say
+            raise KeyError(f"no value for {', '.join(missing)}")
         processed = dict(values)
         for name, processor in self._bind_processors.items():
             processed[name] = processor(processed[name])
