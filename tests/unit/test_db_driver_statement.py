@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sso.db import DriverStatement, make_engine, utcnow
 from sso.sessions.models import ServiceLoginRow, SsoSessionRow, TicketRow
+from sso.sessions.registry import _FIND_TICKET  # the statement of the hot path itself
 
 _sessions = SsoSessionRow.__table__
 _tickets = TicketRow.__table__
@@ -53,23 +54,8 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _joined() -> object:
-    return (
-        select(
-            _tickets.c.kind,
-            _tickets.c.from_new_login,
-            _tickets.c.proxies,
-            _tickets.c.expires_at,
-            _sessions.c.attributes,
-            _sessions.c.authenticated_at,
-        )
-        .select_from(_tickets.join(_sessions, _sessions.c.id == _tickets.c.session_id))
-        .where(_tickets.c.id == bindparam("ticket_id"))
-    )
-
-
 def test_a_row_comes_back_with_the_types_core_gives(engine: Engine) -> None:
-    statement = _joined()
+    statement = _FIND_TICKET
     with engine.connect() as conn:
         expected = tuple(conn.execute(statement, {"ticket_id": "t1"}).one())
     connection = engine.raw_connection()
@@ -81,7 +67,8 @@ def test_a_row_comes_back_with_the_types_core_gives(engine: Engine) -> None:
         connection.close()
     assert row == expected
     assert row is not None
-    kind, from_new_login, proxies, expires_at, attributes, authenticated_at = row
+    _kind, _service, _session, from_new_login, proxies, expires_at = row[:6]
+    authenticated_at, _assurance, attributes = row[8:]
     assert from_new_login is True
     assert proxies == ["https://proxy.test/cb"]
     assert attributes["mail"] == ["claire.martin@ac-test.fr"]
@@ -92,7 +79,7 @@ def test_no_row_is_none(engine: Engine) -> None:
     connection = engine.raw_connection()
     try:
         assert (
-            DriverStatement(_joined(), engine.dialect).first(
+            DriverStatement(_FIND_TICKET, engine.dialect).first(
                 connection.cursor(), {"ticket_id": "unknown"}
             )
             is None
