@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -322,7 +323,9 @@ class DriverStatement:
     def __init__(
         self, statement: Executable, dialect: Dialect, column_keys: Sequence[str] | None = None
     ) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys or []) or None)
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(column_keys) if column_keys else None
+        )
         self.sql = str(compiled)
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
         # The binds in order for positional styles (SQLite's "?"), by name otherwise.
@@ -333,10 +336,12 @@ class DriverStatement:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._bind_processors[name] = processor
+        columns = list(getattr(statement, "selected_columns", ()))
         self._result_processors: list[Callable[[Any], Any] | None] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in getattr(statement, "selected_columns", ())
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        # Rows read by column name, as Core's are.
+        self._row = namedtuple("Row", [column.key for column in columns])  # noqa: PYI024
 
     def _run(self, cursor: Any, values: Mapping[str, Any]) -> None:  # noqa: ANN401 - DBAPI
         parameters = self.parameters(values)
@@ -362,14 +367,14 @@ class DriverStatement:
         self._run(cursor, values)
         return cursor.rowcount
 
-    def first(self, cursor: Any, values: Mapping[str, Any]) -> tuple[Any, ...] | None:  # noqa: ANN401
-        """Run a SELECT; its first row with the columns' result types, or None."""
+    def first(self, cursor: Any, values: Mapping[str, Any]) -> Any | None:  # noqa: ANN401
+        """Run a SELECT; its first row (a named tuple) with the columns' result types, or None."""
         self._run(cursor, values)
         row = cursor.fetchone()
         cursor.fetchall()  # the rest, if any: the cursor is then free again
         if row is None:
             return None
-        return tuple(
+        return self._row._make(
             value if processor is None else processor(value)
             for processor, value in zip(self._result_processors, row, strict=True)
         )

@@ -175,7 +175,7 @@ def _authentication(row: Any) -> Authentication:
     )
 
 
-def _service_login(session_id: str, target: LogoutTarget) -> dict[str, str]:
+def _service_login(session_id: str, target: LogoutTarget) -> dict[str, object]:
     return {
         "session_id": session_id,
         "protocol": target.protocol,
@@ -184,6 +184,7 @@ def _service_login(session_id: str, target: LogoutTarget) -> dict[str, str]:
         "ticket": target.ticket,
         "name_id": target.name_id or None,
         "name_id_format": target.name_id_format or None,
+        "created_at": utcnow(),
     }
 
 
@@ -383,24 +384,14 @@ class SqlSessionRegistry:
             row = self._find_ticket.first(cursor, ticket_id)
             if row is None:
                 return None
-            (kind, service, session_id, from_new_login, proxies, expires_at) = row[:6]
-            (subject, method, authenticated_at, assurance, attributes) = row[6:]
             consumed = ConsumedTicket(
-                kind=kind,
-                service=service,
-                session_id=session_id,
-                from_new_login=from_new_login,
-                proxies=list(proxies or []),
-                expires_at=expires_at,
-                authentication=None
-                if subject is None
-                else Authentication(
-                    subject=subject,
-                    method=method,
-                    authenticated_at=authenticated_at,
-                    assurance=assurance,
-                    attributes=attributes or {},
-                ),
+                kind=row.kind,
+                service=row.service,
+                session_id=row.session_id,
+                from_new_login=row.from_new_login,
+                proxies=list(row.proxies or []),
+                expires_at=row.expires_at,
+                authentication=_authentication(row) if row.subject is not None else None,
             )
             target: LogoutTarget | None = None
             refusal: BaseException | None = None
@@ -411,9 +402,9 @@ class SqlSessionRegistry:
                     refusal = exc
             spent = self._spend_ticket.execute(cursor, ticket_id) == 1
             try:
-                if spent and target is not None and refusal is None:
+                if spent and target is not None:
                     self._insert_service_login.execute(
-                        cursor, _service_login(session_id, target) | {"created_at": utcnow()}
+                        cursor, _service_login(row.session_id, target)
                     )
                 connection.commit()
             except BaseException:

@@ -16,7 +16,7 @@ from sso.login.cookies import clear_tgc, read_tgc
 from sso.login.page import login_page, session_page
 from sso.login.pending import PendingRequest
 from sso.login.routes import end_sso_session
-from sso.login.runtime import Runtime, RuntimeDep
+from sso.login.runtime import Runtime, RuntimeDep, get_runtime
 from sso.protocols.cas.errors import CasError, InternalError, InvalidRequest
 from sso.protocols.cas.responses import (
     TEXT_MEDIA_TYPE,
@@ -321,7 +321,7 @@ async def validate_v1(request: Request, runtime: RuntimeDep) -> Response:
 async def _service_response(
     request: Request, *, accept_proxy_tickets: bool, cas3: bool
 ) -> Response:
-    runtime: Runtime = request.app.state.runtime  # see VALIDATION_ROUTES
+    runtime = await get_runtime(request)  # no dependency injection: see VALIDATION_ROUTES
     fmt: Format | None
     try:
         fmt = parse_format(_param(request, "format"))
