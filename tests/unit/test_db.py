@@ -165,3 +165,28 @@ def test_the_wal_is_checkpointed_and_started_over_under_steady_writes(
 
     assert _count(engine) == 2000
     assert largest < 2_000_000
+
+
+def test_the_checkpointer_syncs_the_database_file_it_copied_to(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load SQLite leaves that fsync to the checkpoint that restarts the WAL, inside the
+    # writer queue: every writer would wait for all the pages copied since the last one.
+    monkeypatch.setattr(sso.db, "CHECKPOINT_EVERY_WRITES", 10)
+    database = (tmp_path / "queue.db").resolve()
+    synced: list[Path] = []
+    fdatasync = sso.db.os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        synced.append(Path(sso.db.os.readlink(f"/proc/self/fd/{fd}")))
+        fdatasync(fd)
+
+    monkeypatch.setattr(sso.db.os, "fdatasync", recording_fdatasync)
+    for i in range(50):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO items (id, name) VALUES (:id, 'x')"), {"id": i})
+    for _ in range(100):
+        if database in synced:
+            break
+        threading.Event().wait(0.05)
+    assert database in synced
