@@ -513,3 +513,23 @@ def test_purge_expired(registry: SqlSessionRegistry, engine: Engine) -> None:
     assert registry.find_proxy_granting_ticket(live_pgt) is not None
     assert registry.consume_ticket(live_ticket) is not None
     assert registry.purge_expired() == 0
+
+
+def test_purge_with_nothing_expired_writes_nothing(
+    registry: SqlSessionRegistry, engine: Engine
+) -> None:
+    # It reads first: a DELETE scanning the tickets would hold SQLite's writer queue (and
+    # every validation waiting for it) for the whole scan.
+    _cookie, live = registry.create_session(authentication("live"))
+    for _ in range(3):
+        registry.issue_ticket(live, kind="ST", service=SERVICE, from_new_login=False)
+    if engine.dialect.name != "sqlite":
+        assert registry.purge_expired() == 0
+        return
+    with engine.connect() as conn:
+        queue = type(conn.connection.dbapi_connection).queue  # type: ignore[attr-defined]
+    turns = queue._turns
+
+    assert registry.purge_expired() == 0
+    assert queue._turns == turns
+    assert rows(engine, TicketRow) == 3
