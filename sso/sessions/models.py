@@ -40,7 +40,7 @@ class TicketRow(Base):
     from_new_login: Mapped[bool] = mapped_column(Boolean, default=False)
     proxies: Mapped[list[str]] = mapped_column(JSON, default=list)
     # No index: each validation's DELETE would update it (~10 % of validations/s, bench/), and
-    # the purge, once a minute, scans a table of tickets that live seconds.
+    # the purge, once a minute, reads a table of tickets that live seconds (outside any write).
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
