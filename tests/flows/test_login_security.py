@@ -424,6 +424,20 @@ def assert_no_stack_trace(text: str) -> None:
             400,
             "La demande reçue est invalide.",
         ),
+        (
+            "POST",
+            "/login/academic",
+            {"identifier": "x", "password": "p" * 1025, "csrf_token": "t", "pending": "p"},
+            400,
+            "La demande reçue est invalide.",
+        ),
+        (
+            "POST",
+            "/login/academic",
+            {"identifier": "x", "password": "p", "csrf_token": "t", "pending": "p" * 8193},
+            400,
+            "La demande reçue est invalide.",
+        ),
         ("GET", "/static/../sso/config.py", None, 404, "Cette page n'existe pas."),
     ],
 )
@@ -624,3 +638,14 @@ def test_config_file_secret_is_checked_too(clean_environment, tmp_path):
 def test_base_url_must_be_absolute_http(clean_environment, base_url):
     with pytest.raises(ValidationError, match="base_url must be an absolute http"):
         Settings(secret_key=SECRET, base_url=base_url)
+
+
+def test_a_file_in_the_login_form_is_a_400_page(client):
+    answer = client.post(
+        "/login/academic",
+        data={"identifier": "x", "csrf_token": "t", "pending": "p"},
+        files={"password": ("password.txt", b"secret", "text/plain")},
+    )
+    assert answer.status_code == 400
+    assert page_message(answer.text).startswith("La demande reçue est invalide.")
+    assert_no_stack_trace(answer.text)
