@@ -221,6 +221,7 @@ class SqlSessionRegistry:
         dialect = engine.dialect
         self._find_ticket = DriverStatement(_FIND_TICKET, dialect)
         self._spend_ticket = DriverStatement(_SPEND_TICKET, dialect)
+        self._insert_ticket = DriverStatement(_INSERT_TICKET, dialect)
         self._insert_service_login = DriverStatement(
             _INSERT_SERVICE_LOGIN, dialect, column_keys=_SERVICE_LOGIN_KEYS
         )
@@ -350,21 +351,27 @@ class SqlSessionRegistry:
         from_new_login: bool,
         proxies: list[str] | None = None,
     ) -> str:
-        """A new ST or PT for ``service`` in ``session``."""
+        """A new ST or PT for ``service`` in ``session``.
+
+        On the DBAPI cursor (``DriverStatement``), as its validation is: every CAS login and
+        every visit to a platform with an SSO session issues one.
+        """
         ticket = random_token(kind)
-        with self._engine.begin() as conn:
-            conn.execute(
-                _INSERT_TICKET,
-                {
-                    "id": token_digest(ticket),
-                    "kind": kind,
-                    "session_id": session.id,
-                    "service": service,
-                    "from_new_login": from_new_login,
-                    "proxies": proxies or [],
-                    "expires_at": utcnow() + self._ticket_lifetime,
-                },
-            )
+        values = {
+            "id": token_digest(ticket),
+            "kind": kind,
+            "session_id": session.id,
+            "service": service,
+            "from_new_login": from_new_login,
+            "proxies": proxies or [],
+            "expires_at": utcnow() + self._ticket_lifetime,
+        }
+        connection = self._engine.raw_connection()
+        try:
+            self._insert_ticket.execute(connection.cursor(), values)
+            connection.commit()
+        finally:
+            connection.close()  # back to the pool, which rolls back what did not commit
         return ticket
 
     def consume_ticket(
