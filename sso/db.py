@@ -88,8 +88,8 @@ def _checkpoint_when_asked(
     running) is made up by the next. Once the WAL reaches ``WAL_RESTART_PAGES``, a RESTART
     checkpoint inside the queue copies the pages written meanwhile and starts the WAL over.
     """
+    database_file = os.open(database, os.O_RDONLY)  # for its fsync (_passive_checkpoint)
     connection = sqlite3.connect(database, timeout=0, isolation_level=None)
-    database_file = os.open(database, os.O_RDONLY)
     try:
         while (queue := queue_ref()) is not None:
             del queue  # hold no reference while waiting: the queue may go away
@@ -114,11 +114,11 @@ def _checkpoint_when_asked(
                         connection.execute("PRAGMA busy_timeout=0")
                         queue.leave()
                 del queue
-            except sqlite3.Error:  # e.g. another worker is checkpointing: next time
+            except (sqlite3.Error, OSError):  # e.g. another worker is checkpointing: next time
                 pass
     finally:
-        os.close(database_file)
         connection.close()
+        os.close(database_file)
 
 
 def _passive_checkpoint(connection: sqlite3.Connection, database_file: int) -> int:
