@@ -31,6 +31,16 @@ def test_round_trip(signer: TokenSigner) -> None:
     assert claims["exp"] - claims["iat"] == 60
 
 
+def test_tokens_are_plain_hs256_with_the_secret(signer: TokenSigner) -> None:
+    # Signed and checked with a key object built once: the same tokens as with the secret
+    # itself, so those issued before (a pending login form, across a restart) still verify.
+    now = int(time.time())
+    before = jwt.encode({"aud": "login", "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+
+    assert signer.verify("login", before)["aud"] == "login"
+    assert jwt.decode(signer.sign("login", {}, 60), SECRET, audience="login")["aud"] == "login"
+
+
 def test_errors_belong_to_the_project_tree() -> None:
     assert issubclass(InvalidSignedToken, SsoError)
 
