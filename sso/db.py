@@ -333,12 +333,12 @@ def make_engine(database_url: str) -> Engine:
 class DriverStatement:
     """A Core statement compiled once for a dialect and run straight on a DBAPI cursor.
 
-    For the few statements of the hottest path (CAS ticket validation: one read, one DELETE,
-    one INSERT per request), where SQLAlchemy's execution (execution context, parameter
-    processing, result object: ~55 us a statement here) cost five times SQLite's own work and
-    was the largest share of a worker's CPU (bench/README.md). The SQL is still the one
-    SQLAlchemy writes from the tables, and values go through the columns' own type
-    processors, so what is bound and returned is what Core would bind and return.
+    For the few statements of the hottest paths (a CAS ticket's issue, one INSERT, and its
+    validation: one read, one DELETE, one INSERT), where SQLAlchemy's execution (execution
+    context, parameter processing, result object: ~55 us a statement here) cost five times
+    SQLite's own work and was the largest share of a worker's CPU (bench/README.md). The SQL
+    is still the one SQLAlchemy writes from the tables, and values go through the columns' own
+    type processors, so what is bound and returned is what Core would bind and return.
     """
 
     def __init__(

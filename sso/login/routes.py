@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -107,17 +108,16 @@ ACADEMIC_FORM = {"identifier": 256, "password": 1024, "csrf_token": 256, "pendin
 async def academic_login_form(request: Request) -> Response:
     """POST /login/academic: the blue door's form, read here rather than by FastAPI, whose
     dependency resolution and field validation cost ~0.3 ms of the ~2.5 ms a login takes on
-    the event loop beside its hash (bench/password_login.py). A field too long, or a file,
-    gets the 400 page FastAPI's validation error gets."""
-    runtime = await get_runtime(request)
+    the event loop beside its hash (bench/password_login.py). A field too long, or a file
+    (which Starlette refuses the same way), gets the application's 400 page."""
     form = await request.form(max_files=0, max_fields=len(ACADEMIC_FORM) + 8)
     fields: dict[str, str] = {}
     for name, longest in ACADEMIC_FORM.items():
         value = form.get(name, "")
         if not isinstance(value, str) or len(value) > longest:
-            return runtime.pages.message(request, "error.title", "error.bad_request", 400)
+            raise HTTPException(400)
         fields[name] = value
-    return await academic_login(request, runtime, **fields)
+    return await academic_login(request, await get_runtime(request), **fields)
 
 
 async def academic_login(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -366,12 +367,9 @@ class SqlSessionRegistry:
             "proxies": proxies or [],
             "expires_at": utcnow() + self._ticket_lifetime,
         }
-        connection = self._engine.raw_connection()
-        try:
+        with closing(self._engine.raw_connection()) as connection:  # see consume_ticket
             self._insert_ticket.execute(connection.cursor(), values)
             connection.commit()
-        finally:
-            connection.close()  # back to the pool, which rolls back what did not commit
         return ticket
 
     def consume_ticket(
@@ -388,8 +386,9 @@ class SqlSessionRegistry:
         A session ending between the read and the DELETE reads as it was a moment earlier.
         """
         ticket_id = {"ticket_id": token_digest(ticket)}
-        connection = self._engine.raw_connection()  # see DriverStatement
-        try:
+        # On the DBAPI cursor (see DriverStatement); closing gives the connection back to the
+        # pool, which rolls back whatever did not commit.
+        with closing(self._engine.raw_connection()) as connection:
             cursor = connection.cursor()
             row = self._find_ticket.first(cursor, ticket_id)
             if row is None:
@@ -423,8 +422,6 @@ class SqlSessionRegistry:
                 self._spend_ticket.execute(cursor, ticket_id)
                 connection.commit()
                 raise
-        finally:
-            connection.close()  # back to the pool, which rolls back what is left open
         if not spent:  # another consumer took it between the read and the DELETE
             return None
         if refusal is not None:
