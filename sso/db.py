@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
@@ -334,7 +335,8 @@ class DriverStatement:
     """A Core statement compiled once for a dialect and run straight on a DBAPI cursor.
 
     For the few statements of the hottest paths (a CAS ticket's issue, one INSERT, and its
-    validation: one read, one DELETE, one INSERT), where SQLAlchemy's execution (execution
+    validation: one read, one DELETE, one INSERT; a password login's throttle read, session
+    INSERT, device touch and audit INSERT), where SQLAlchemy's execution (execution
     context, parameter processing, result object: ~55 us a statement here) cost five times
     SQLite's own work and was the largest share of a worker's CPU (bench/README.md). The SQL
     is still the one SQLAlchemy writes from the tables, and values go through the columns' own
@@ -388,6 +390,10 @@ class DriverStatement:
         self._run(cursor, values)
         return cursor.rowcount
 
+    def execute_in(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Run it within ``conn``'s transaction, on its DBAPI connection; rows changed."""
+        return self.execute(conn.connection.cursor(), values)
+
     def first(self, cursor: Any, values: Mapping[str, Any]) -> Any | None:  # noqa: ANN401
         """Run a SELECT; its first row (a named tuple) with the columns' result types, or None."""
         self._run(cursor, values)
@@ -399,6 +405,16 @@ class DriverStatement:
             value if processor is None else processor(value)
             for processor, value in zip(self._result_processors, row, strict=True)
         )
+
+
+@functools.lru_cache(maxsize=128)
+def driver_statement(
+    statement: Executable, dialect: Dialect, column_keys: tuple[str, ...] | None = None
+) -> DriverStatement:
+    """``statement`` as a ``DriverStatement`` for ``dialect``, compiled once: for the
+    module-level statements run within a caller's transaction, on
+    ``connection.connection.cursor()`` (a login's bookkeeping)."""
+    return DriverStatement(statement, dialect, column_keys)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

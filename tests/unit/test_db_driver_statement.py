@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from sso.db import DriverStatement, make_engine, utcnow
+from sso.db import DriverStatement, driver_statement, make_engine, utcnow
 from sso.sessions.models import ServiceLoginRow, SsoSessionRow, TicketRow
 from sso.sessions.registry import _FIND_TICKET  # the statement of the hot path itself
 
@@ -155,3 +155,39 @@ def test_a_missing_value_is_refused_before_the_driver_sees_it(engine: Engine) ->
     statement = DriverStatement(insert(_logins), engine.dialect, column_keys=LOGIN_KEYS)
     with pytest.raises(KeyError):
         statement.parameters({"session_id": "s1"})
+
+
+def _login(ticket: str) -> dict[str, object]:
+    return {
+        "session_id": "s1",
+        "protocol": "cas",
+        "service": "https://app.test/",
+        "logout_url": "https://app.test/logout",
+        "ticket": ticket,
+        "created_at": utcnow(),
+    }
+
+
+def test_run_within_a_transaction_it_commits_with_it(engine: Engine) -> None:
+    statement = driver_statement(insert(_logins), engine.dialect, tuple(LOGIN_KEYS))
+    with engine.begin() as conn:
+        assert statement.execute_in(conn, _login("ST-in")) == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(_logins.c.ticket)).scalars().all() == ["ST-in"]
+
+
+def test_run_within_a_transaction_it_is_undone_with_it(engine: Engine) -> None:
+    # A login's bookkeeping must not outlive the transaction it was part of.
+    statement = driver_statement(insert(_logins), engine.dialect, tuple(LOGIN_KEYS))
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        statement.execute_in(conn, _login("ST-rolled-back"))
+        raise RuntimeError("the caller fails after the statement")
+    with engine.connect() as conn:
+        assert conn.execute(select(_logins.c.ticket)).scalars().all() == []
+
+
+def test_a_statement_is_compiled_once_per_dialect(engine: Engine) -> None:
+    statement = insert(_logins)
+    first = driver_statement(statement, engine.dialect, tuple(LOGIN_KEYS))
+    assert driver_statement(statement, engine.dialect, tuple(LOGIN_KEYS)) is first
+    assert driver_statement(statement, engine.dialect) is not first  # other columns, other SQL
