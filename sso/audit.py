@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Engine, Integer, String, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from sso.db import Base, UtcDateTime, utcnow
+from sso.db import Base, UtcDateTime, driver_statement, utcnow
 
 # The events, as stored and as their labels are keyed in the locales ("audit.<event>").
 LOGIN_SUCCEEDED = "login_succeeded"
@@ -44,7 +44,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-_INSERT_EVENT = insert(AuditEvent.__table__)  # built once: every login writes one
+# Built once, run on the DBAPI cursor (sso.db.DriverStatement): every login writes one.
+_INSERT_EVENT = insert(AuditEvent.__table__)
+_EVENT_KEYS = ("at", "account_id", "identifier", "event", "address", "user_agent", "detail")
 
 
 def record(
@@ -69,10 +71,14 @@ def record(
         "detail": detail,
     }
     if isinstance(db, Connection):
-        db.execute(_INSERT_EVENT, values)
+        _insert_event(db, values)
         return
     with db.begin() as conn:
-        conn.execute(_INSERT_EVENT, values)
+        _insert_event(conn, values)
+
+
+def _insert_event(conn: Connection, values: dict[str, Any]) -> None:
+    driver_statement(_INSERT_EVENT, conn.dialect, _EVENT_KEYS).execute_in(conn, values)
 
 
 def events_of(engine: Engine, account_id: int, limit: int = 50) -> list[AuditEvent]:

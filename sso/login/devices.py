@@ -13,12 +13,13 @@ from starlette.responses import Response
 
 from sso.accounts.models import KnownDevice
 from sso.config import Settings
-from sso.db import UtcDateTime, utcnow
+from sso.db import UtcDateTime, driver_statement, utcnow
 from sso.security.tokens import random_token, token_digest
 
 DEVICE_COOKIE = "sso_device"
 
-# Built once on the table: a returning browser's login runs it every time.
+# Built once on the table and run on the DBAPI cursor (sso.db.DriverStatement): a returning
+# browser's login runs it every time.
 _devices = KnownDevice.__table__
 _TOUCH_DEVICE = (
     update(_devices)
@@ -54,9 +55,9 @@ def remember_device(conn: Connection, account_id: int, cookie: str, user_agent: 
     devices seen before: notify) or "first" (the account's first device: nothing to warn of)."""
     digest = token_digest(cookie)
     now = utcnow()
-    seen = conn.execute(
-        _TOUCH_DEVICE, {"account": account_id, "digest": digest, "now": now}
-    ).rowcount
+    seen = driver_statement(_TOUCH_DEVICE, conn.dialect).execute_in(
+        conn, {"account": account_id, "digest": digest, "now": now}
+    )
     if seen:
         return "known"
     others = conn.execute(

@@ -223,6 +223,7 @@ class SqlSessionRegistry:
         self._find_ticket = DriverStatement(_FIND_TICKET, dialect)
         self._spend_ticket = DriverStatement(_SPEND_TICKET, dialect)
         self._insert_ticket = DriverStatement(_INSERT_TICKET, dialect)
+        self._insert_session = DriverStatement(_INSERT_SESSION, dialect)
         self._insert_service_login = DriverStatement(
             _INSERT_SERVICE_LOGIN, dialect, column_keys=_SERVICE_LOGIN_KEYS
         )
@@ -247,8 +248,8 @@ class SqlSessionRegistry:
         with self._engine.begin() as conn:
             if also is not None:
                 also(conn)
-            conn.execute(
-                _INSERT_SESSION,
+            self._insert_session.execute_in(
+                conn,
                 {
                     "id": session.id,
                     "subject": authentication.subject,
