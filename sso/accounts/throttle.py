@@ -7,12 +7,13 @@ The lockout protects each account; this protects the population. Counts live in 
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import closing
 
 from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sso.accounts.models import LoginThrottle
-from sso.db import utcnow
+from sso.db import DriverStatement, utcnow
 
 # Built once on the table: every password login reads it first.
 _throttle = LoginThrottle.__table__
@@ -28,13 +29,15 @@ class AddressThrottle:
         self._engine = engine
         self.limit = limit
         self.window = dt.timedelta(seconds=window)
+        # On the DBAPI cursor, as ticket validation is: every password login reads it first.
+        self._find_window = DriverStatement(_FIND_WINDOW, engine.dialect)
 
     def blocked(self, address: str) -> bool:
         """Whether this address has used up its failures for the current window (blocking)."""
         if not address:
             return False
-        with self._engine.connect() as conn:
-            row = conn.execute(_FIND_WINDOW, {"address": address[:64]}).first()
+        with closing(self._engine.raw_connection()) as connection:
+            row = self._find_window.first(connection.cursor(), {"address": address[:64]})
         if row is None:
             return False
         started = row.window_started_at
