@@ -132,13 +132,13 @@ class AccountStore:
             return LoginOutcome(LOCKED, account)
         if not (usable and check.ok):
             return self._count_failure(account, now)
-        with self._sessions.begin() as db:
-            values: dict[str, object] = {}
-            if check.new_hash:  # a legacy or outdated hash: store the current scheme now
-                values["password_hash"] = check.new_hash
-            if account.failed_logins or account.lock_count or account.locked_at:
-                values.update(failed_logins=0, lock_count=0, locked_at=None, locked_until=None)
-            if values:
+        values: dict[str, object] = {}
+        if check.new_hash:  # a legacy or outdated hash: store the current scheme now
+            values["password_hash"] = check.new_hash
+        if account.failed_logins or account.lock_count or account.locked_at:
+            values.update(failed_logins=0, lock_count=0, locked_at=None, locked_until=None)
+        if values:
+            with self._sessions.begin() as db:
                 db.execute(update(Account).where(Account.id == account.id).values(**values))
         if account.password_expires_at is not None and account.password_expires_at <= now:
             return LoginOutcome(EXPIRED, account)
