@@ -46,7 +46,6 @@ class AuditEvent(Base):
 
 # Built once, run on the DBAPI cursor (sso.db.DriverStatement): every login writes one.
 _INSERT_EVENT = insert(AuditEvent.__table__)
-_EVENT_KEYS = ("at", "account_id", "identifier", "event", "address", "user_agent", "detail")
 
 
 def record(
@@ -70,15 +69,13 @@ def record(
         "user_agent": user_agent[:256],
         "detail": detail,
     }
+    # Compiled for the columns given here, so the INSERT cannot drift from them.
+    insert_event = driver_statement(_INSERT_EVENT, db.dialect, tuple(values))
     if isinstance(db, Connection):
-        _insert_event(db, values)
+        insert_event.execute_in(db, values)
         return
     with db.begin() as conn:
-        _insert_event(conn, values)
-
-
-def _insert_event(conn: Connection, values: dict[str, Any]) -> None:
-    driver_statement(_INSERT_EVENT, conn.dialect, _EVENT_KEYS).execute_in(conn, values)
+        insert_event.execute_in(conn, values)
 
 
 def events_of(engine: Engine, account_id: int, limit: int = 50) -> list[AuditEvent]:
