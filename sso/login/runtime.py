@@ -68,7 +68,7 @@ class Runtime:
         """Run a short blocking database call: right here on SQLite, in the thread pool otherwise.
 
         A SQLite call is local and takes well under a millisecond (reads never wait in WAL
-        mode; writers wait their short turn in the writer queue of ``sso.db``): handing it to a
+        mode; writers wait their short turn in the writer queue of ``sso.sqlite``): handing it to a
         thread costs more than running it, in GIL hand-offs (bench/cas_validation.py on 2
         workers: ~1,000 validations/s through the pool, ~1,600/s here). A PostgreSQL round trip
         would hold up every request of the worker, so there it goes to the thread pool. Only

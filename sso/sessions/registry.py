@@ -382,7 +382,7 @@ class SqlSessionRegistry:
         alone then decides who gets it. ``accept`` is the validation of the ticket read: it
         raises to refuse it (spent all the same) or returns the relying party to record for
         single logout (``record_service_login``), written in the DELETE's transaction. So a
-        validation is one commit, and the writer queue of SQLite (``sso.db``), which every
+        validation is one commit, and the writer queue of SQLite (``sso.sqlite``), which every
         worker's writes wait for, is held for the two statements alone, not for the checks.
         A session ending between the read and the DELETE reads as it was a moment earlier.
         """

@@ -1,4 +1,4 @@
-"""The SQLite writer queue of ``sso.db``: writers take turns, and a turn always ends."""
+"""The SQLite writer queue of ``sso.sqlite``: writers take turns, and a turn always ends."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-import sso.db
-from sso.db import SqliteWriterQueue, make_engine
+import sso.sqlite
+from sso.db import make_engine
+from sso.sqlite import SqliteWriterQueue
 
 
 @pytest.fixture
@@ -154,8 +155,8 @@ def test_commits_leave_wal_checkpoints_to_the_checkpointer(engine: Engine) -> No
 def test_the_wal_is_checkpointed_and_started_over_under_steady_writes(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sso.db, "CHECKPOINT_EVERY_WRITES", 10)
-    monkeypatch.setattr(sso.db, "WAL_RESTART_PAGES", 50)
+    monkeypatch.setattr(sso.sqlite, "CHECKPOINT_EVERY_WRITES", 10)
+    monkeypatch.setattr(sso.sqlite, "WAL_RESTART_PAGES", 50)
     wal = tmp_path / "queue.db-wal"
     largest = 0
     for i in range(2000):  # ~2,000 pages: ~8 MB of WAL if it were never started over
@@ -172,16 +173,16 @@ def test_the_checkpointer_syncs_the_database_file_it_copied_to(
 ) -> None:
     # Under load SQLite leaves that fsync to the checkpoint that restarts the WAL, inside the
     # writer queue: every writer would wait for all the pages copied since the last one.
-    monkeypatch.setattr(sso.db, "CHECKPOINT_EVERY_WRITES", 10)
+    monkeypatch.setattr(sso.sqlite, "CHECKPOINT_EVERY_WRITES", 10)
     database = (tmp_path / "queue.db").resolve()
     synced: list[Path] = []
-    fdatasync = sso.db.os.fdatasync
+    fdatasync = sso.sqlite.os.fdatasync
 
     def recording_fdatasync(fd: int) -> None:
-        synced.append(Path(sso.db.os.readlink(f"/proc/self/fd/{fd}")))
+        synced.append(Path(sso.sqlite.os.readlink(f"/proc/self/fd/{fd}")))
         fdatasync(fd)
 
-    monkeypatch.setattr(sso.db.os, "fdatasync", recording_fdatasync)
+    monkeypatch.setattr(sso.sqlite.os, "fdatasync", recording_fdatasync)
     for i in range(50):
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO items (id, name) VALUES (:id, 'x')"), {"id": i})
